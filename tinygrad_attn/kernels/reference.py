@@ -1,0 +1,98 @@
+"""Numpy reference kernels: the "numpy" backend, and the ground truth the Numba kernels are tested against.
+
+Every function here has a twin of the same name and signature in `fast.py`. Inputs are plain numpy
+arrays whose shapes and dtypes the ops layer has already checked: same float dtype (float32 or
+float64) for all float operands, any strides. Softmax-like kernels work over the last axis.
+"""
+
+import numpy as np
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C = A @ B for a (..., m, k) and b (..., k, n); batch axes broadcast as in numpy."""
+    return np.matmul(a, b)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """y = exp(x - max) / sum(exp(x - max)) over the last axis; a row that is all -inf gives zeros."""
+    m = np.max(x, axis=-1, keepdims=True)
+    m = np.where(np.isneginf(m), 0, m)                     # fully masked row: exp(-inf) = 0 everywhere
+    e = np.exp(x - m)
+    s = np.sum(e, axis=-1, keepdims=True)
+    return e / np.where(s == 0, 1, s)
+
+
+def softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dx = y * (dy - sum(y * dy)) over the last axis (the softmax Jacobian applied to dy)."""
+    return y * (dy - np.sum(y * dy, axis=-1, keepdims=True))
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """y = x - max - log(sum(exp(x - max))) over the last axis."""
+    m = np.max(x, axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    return x - m - np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+
+
+def log_softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dx = dy - exp(y) * sum(dy) over the last axis, where y = log_softmax(x)."""
+    return dy - np.exp(y) * np.sum(dy, axis=-1, keepdims=True)
+
+
+def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int):
+    """Per-row loss_i = lse_i - logits[i, t_i] (0 where t_i == ignore_index) and lse_i = log sum_j exp(logits_ij).
+
+    logits (N, C) float; targets (N,) int64, each in [0, C) or equal to ignore_index.
+    Returns (loss (N,), lse (N,)), both of the logits' dtype.
+    """
+    m = np.max(logits, axis=1)
+    lse = m + np.log(np.sum(np.exp(logits - m[:, None]), axis=1))
+    keep = targets != ignore_index
+    picked = logits[np.arange(len(targets)), np.where(keep, targets, 0)]
+    return np.where(keep, lse - picked, 0).astype(logits.dtype), lse.astype(logits.dtype)
+
+
+def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray, lse: np.ndarray,
+                           ignore_index: int, scale: float) -> np.ndarray:
+    """dlogits_ij = scale * (exp(logits_ij - lse_i) - [j == t_i]), and 0 on ignored rows."""
+    d = np.exp(logits - lse[:, None])
+    keep = targets != ignore_index
+    rows = np.nonzero(keep)[0]
+    d[rows, targets[rows]] -= 1
+    d[~keep] = 0
+    return (d * scale).astype(logits.dtype)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    c = np.sqrt(2 / np.pi).astype(x.dtype)
+    return 0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x ** 3)))
+
+
+def gelu_backward(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dx = dy * d/dx gelu(x) = dy * (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)), t = tanh(...)."""
+    c = np.sqrt(2 / np.pi).astype(x.dtype)
+    t = np.tanh(c * (x + 0.044715 * x ** 3))
+    return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x))
+
+
+def layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float):
+    """y = (x - mean) * rstd * w + b over the last axis, rstd = 1/sqrt(var + eps).
+
+    Returns (y, mean, rstd) with mean and rstd of shape x.shape[:-1].
+    """
+    mean = x.mean(axis=-1)
+    xc = x - mean[..., None]
+    rstd = 1 / np.sqrt((xc * xc).mean(axis=-1) + eps)
+    return xc * rstd[..., None] * w + b, mean, rstd
+
+
+def layer_norm_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, mean: np.ndarray, rstd: np.ndarray):
+    """With xhat = (x - mean) * rstd and g = dy * w:
+    dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), dw = sum over rows of dy * xhat, db = sum of dy.
+    """
+    xhat = (x - mean[..., None]) * rstd[..., None]
+    g = dy * w
+    dx = rstd[..., None] * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    axes = tuple(range(dy.ndim - 1))
+    return dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
