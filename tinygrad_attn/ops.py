@@ -1,0 +1,380 @@
+"""Every differentiable op: forward and backward side by side, on numpy arrays.
+
+Read each class as the chain rule for one line of math. `g` is dL/d(output); `backward` returns
+dL/d(input) for each input, in order, passing through `unbroadcast` wherever numpy broadcasting
+may have stretched an input. Hot ops call kernels through `K`, which is Numba or numpy depending
+on the backend (see `backend.py`). Inputs have been checked by the engine before they get here.
+"""
+
+import numpy as np
+
+from .backend import K
+from .function import Function, unbroadcast
+
+# ----------------------------------------------------------------------------- elementwise, two inputs
+
+
+class Add(Function):
+    """out = a + b;  da = g,  db = g."""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+
+
+class Sub(Function):
+    """out = a - b;  da = g,  db = -g."""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1]) if self.needs_input_grad[1] else None
+
+
+class Mul(Function):
+    """out = a * b;  da = g * b,  db = g * a."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        da = unbroadcast(g * self.b, self.a.shape) if self.needs_input_grad[0] else None
+        db = unbroadcast(g * self.a, self.b.shape) if self.needs_input_grad[1] else None
+        return da, db
+
+
+class Div(Function):
+    """out = a / b;  da = g / b,  db = -g * a / b^2 = -g * out / b."""
+
+    def forward(self, a, b):
+        self.b, self.out, self.a_shape = b, a / b, a.shape
+        return self.out
+
+    def backward(self, g):
+        da = unbroadcast(g / self.b, self.a_shape) if self.needs_input_grad[0] else None
+        db = unbroadcast(-g * self.out / self.b, self.b.shape) if self.needs_input_grad[1] else None
+        return da, db
+
+
+class Pow(Function):
+    """out = a ** b;  da = g * b * a^(b-1),  db = g * out * ln(a)  (taken as 0 where a <= 0)."""
+
+    def forward(self, a, b):
+        self.a, self.b, self.out = a, b, a**b
+        return self.out
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        da = unbroadcast(g * b * a ** (b - 1), a.shape) if self.needs_input_grad[0] else None
+        db = None
+        if self.needs_input_grad[1]:
+            log_a = np.log(np.where(a > 0, a, 1))
+            db = unbroadcast(g * self.out * log_a, b.shape)
+        return da, db
+
+
+class Where(Function):
+    """out = cond ? a : b;  da = g where cond (else 0),  db = g where not cond."""
+
+    def forward(self, a, b, cond):
+        self.cond, self.shapes = cond, (a.shape, b.shape)
+        return np.where(cond, a, b)
+
+    def backward(self, g):
+        zero = np.zeros((), g.dtype)
+        da = unbroadcast(np.where(self.cond, g, zero), self.shapes[0]) if self.needs_input_grad[0] else None
+        db = unbroadcast(np.where(self.cond, zero, g), self.shapes[1]) if self.needs_input_grad[1] else None
+        return da, db
+
+
+# ----------------------------------------------------------------------------- elementwise, one input
+
+
+class Neg(Function):
+    """out = -a;  da = -g."""
+
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class Exp(Function):
+    """out = e^a;  da = g * out."""
+
+    def forward(self, a):
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out
+
+
+class Log(Function):
+    """out = ln a;  da = g / a."""
+
+    def forward(self, a):
+        self.a = a
+        return np.log(a)
+
+    def backward(self, g):
+        return g / self.a
+
+
+class Sqrt(Function):
+    """out = sqrt(a);  da = g / (2 out)."""
+
+    def forward(self, a):
+        self.out = np.sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return g / (2 * self.out)
+
+
+class Abs(Function):
+    """out = |a|;  da = g * sign(a)  (0 at a = 0, as PyTorch)."""
+
+    def forward(self, a):
+        self.sign = np.sign(a)
+        return np.abs(a)
+
+    def backward(self, g):
+        return g * self.sign
+
+
+class Tanh(Function):
+    """out = tanh a;  da = g * (1 - out^2)."""
+
+    def forward(self, a):
+        self.out = np.tanh(a)
+        return self.out
+
+    def backward(self, g):
+        return g * (1 - self.out * self.out)
+
+
+class Sigmoid(Function):
+    """out = 1 / (1 + e^-a);  da = g * out * (1 - out)."""
+
+    def forward(self, a):
+        e = np.exp(-np.abs(a))                                 # stable for large |a|
+        self.out = np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+        return self.out
+
+    def backward(self, g):
+        return g * self.out * (1 - self.out)
+
+
+class Relu(Function):
+    """out = max(a, 0);  da = g where a > 0, else 0."""
+
+    def forward(self, a):
+        self.positive = a > 0
+        return np.where(self.positive, a, 0).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        return np.where(self.positive, g, 0).astype(g.dtype, copy=False)
+
+
+class Gelu(Function):
+    """out = 0.5 a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3)));  da = g * gelu'(a) (kernels.gelu_backward)."""
+
+    def forward(self, a):
+        self.a = a
+        return K.gelu(a)
+
+    def backward(self, g):
+        return K.gelu_backward(self.a, g)
+
+
+# ----------------------------------------------------------------------------- reductions
+
+
+class Sum(Function):
+    """out = sum of a over `axis`;  da = g copied back along the summed axes."""
+
+    def forward(self, a, axis, keepdims):
+        self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        return np.asarray(a.sum(axis=axis, keepdims=keepdims))
+
+    def backward(self, g):
+        if not self.keepdims and self.axis is not None:
+            g = np.expand_dims(g, self.axis)
+        return np.broadcast_to(g, self.shape)
+
+
+class Max(Function):
+    """out = max of a over `axis`;  da = g at the places that hold the max, shared equally between ties."""
+
+    def forward(self, a, axis, keepdims):
+        self.axis, self.keepdims = axis, keepdims
+        out = a.max(axis=axis, keepdims=True)
+        self.winners = a == out                                 # [a.shape] bool: where the max sits
+        return out if keepdims else np.asarray(np.squeeze(out, axis=axis))
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = np.expand_dims(g, self.axis) if self.axis is not None else np.reshape(g, (1,) * self.winners.ndim)
+        count = self.winners.sum(axis=self.axis, keepdims=True)
+        return np.where(self.winners, g / count, 0).astype(g.dtype, copy=False)
+
+
+# ----------------------------------------------------------------------------- movement and indexing
+
+
+class Reshape(Function):
+    """out = a viewed with a new shape;  da = g viewed with a's shape."""
+
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.in_shape)
+
+
+class Permute(Function):
+    """out = a with its axes reordered by `axes`;  da = g with the inverse order."""
+
+    def forward(self, a, axes):
+        self.inverse = tuple(np.argsort(axes))
+        return a.transpose(axes)
+
+    def backward(self, g):
+        return g.transpose(self.inverse)
+
+
+class GetItem(Function):
+    """out = a[index] (numpy semantics);  da = zeros with g added at `index` (repeats accumulate)."""
+
+    def forward(self, a, index, advanced):
+        self.shape, self.dtype, self.index, self.advanced = a.shape, a.dtype, index, advanced
+        return a[index]
+
+    def backward(self, g):
+        da = np.zeros(self.shape, self.dtype)
+        if self.advanced:
+            np.add.at(da, self.index, g)                       # an index may repeat: add, don't overwrite
+        else:
+            da[self.index] = g
+        return da
+
+
+class Cat(Function):
+    """out = concatenate(inputs, axis);  d(input i) = the slice of g that input i filled."""
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.bounds = np.cumsum([x.shape[axis] for x in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        return tuple(np.split(g, self.bounds, axis=self.axis))
+
+
+class MaskedFill(Function):
+    """out = value where mask, else a;  da = g where not mask (filled places did not depend on a)."""
+
+    def forward(self, a, mask, value):
+        self.mask = mask
+        return np.where(mask, np.asarray(value, a.dtype), a)
+
+    def backward(self, g):
+        return np.where(self.mask, np.zeros((), g.dtype), g)
+
+
+# ----------------------------------------------------------------------------- matmul
+
+
+class MatMul(Function):
+    """out = a @ b over the last two axes, batch axes broadcast;  da = g @ b^T,  db = a^T @ g.
+
+    Both inputs are at least 2-D (the engine lifts vectors). The transposes are views: the
+    kernels read them with strides instead of copying.
+    """
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return K.matmul(a, b)                                   # [..., m, k] @ [..., k, n] -> [..., m, n]
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        da = db = None
+        if self.needs_input_grad[0]:
+            da = unbroadcast(K.matmul(g, b.swapaxes(-1, -2)), a.shape)  # [..., m, n] @ [..., n, k]
+        if self.needs_input_grad[1]:
+            if b.ndim == 2 and a.ndim > 2:                      # x @ W with a batch of x: one big matmul
+                k, n = b.shape
+                db = K.matmul(a.reshape(-1, k).T, g.reshape(-1, n))   # [k, B*m] @ [B*m, n] -> [k, n]
+            else:
+                db = unbroadcast(K.matmul(a.swapaxes(-1, -2), g), b.shape)
+        return da, db
+
+
+# ----------------------------------------------------------------------------- softmax family (over the last axis after a moveaxis)
+
+
+class Softmax(Function):
+    """y = exp(a - max) / sum exp(a - max) along `axis`;  da = y * (g - sum(g * y)) (the Jacobian-vector product)."""
+
+    def forward(self, a, axis):
+        self.axis = axis
+        self.y = K.softmax(np.moveaxis(a, axis, -1))
+        return np.moveaxis(self.y, -1, axis)
+
+    def backward(self, g):
+        return np.moveaxis(K.softmax_backward(self.y, np.moveaxis(g, self.axis, -1)), -1, self.axis)
+
+
+class LogSoftmax(Function):
+    """y = a - max - log sum exp(a - max) along `axis`;  da = g - exp(y) * sum(g)."""
+
+    def forward(self, a, axis):
+        self.axis = axis
+        self.y = K.log_softmax(np.moveaxis(a, axis, -1))
+        return np.moveaxis(self.y, -1, axis)
+
+    def backward(self, g):
+        return np.moveaxis(K.log_softmax_backward(self.y, np.moveaxis(g, self.axis, -1)), -1, self.axis)
+
+
+class CrossEntropy(Function):
+    """out = mean over kept rows i of (logsumexp(a_i) - a[i, t_i]);  da_i = g/n_kept * (softmax(a_i) - onehot(t_i)).
+
+    a is (N, C), targets (N,) integers; rows whose target is `ignore_index` add nothing.
+    """
+
+    def forward(self, a, targets, ignore_index):
+        self.a, self.targets, self.ignore_index = a, targets, ignore_index
+        loss_rows, self.lse = K.cross_entropy_forward(a, targets, ignore_index)   # [N], [N]
+        self.n_kept = int(np.count_nonzero(targets != ignore_index))
+        with np.errstate(invalid="ignore", divide="ignore"):    # nothing kept: nan, as PyTorch
+            return np.asarray(loss_rows.sum() / self.n_kept, a.dtype)
+
+    def backward(self, g):
+        scale = float(g) / self.n_kept if self.n_kept else 0.0
+        return K.cross_entropy_backward(self.a, self.targets, self.lse, self.ignore_index, scale)
+
+
+class LayerNorm(Function):
+    """y = (x - mean) / sqrt(var + eps) * w + b over the last axis.
+
+    With xhat = (x - mean) * rstd and gw = g * w:  dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)),
+    dw = sum of g * xhat over all rows,  db = sum of g over all rows (kernels.layer_norm_backward).
+    """
+
+    def forward(self, x, w, b, eps):
+        self.x, self.w = x, w
+        y, self.mean, self.rstd = K.layer_norm(x, w, b, eps)   # [..., D], [...], [...]
+        return y
+
+    def backward(self, g):
+        return K.layer_norm_backward(g, self.x, self.w, self.mean, self.rstd)
