@@ -15,10 +15,33 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
               rtol: float = 1e-3) -> bool:
     """Check d/dx of L = sum(fn(*inputs) * R), R a fixed random array, for every input with requires_grad.
 
-    Analytic: one backward pass with grad R. Numeric: (L(x + eps e_i) - L(x - eps e_i)) / (2 eps) for
-    every element i, computed in float64: inputs of another float dtype are cast to float64 copies
-    (float64 inputs are used as they are, perturbed in place and restored, so a model's parameters
-    can be checked after `model.to(np.float64)`). Returns True, or raises GradcheckError.
+    Passes when |analytic - numeric| <= atol + rtol * |numeric| for every element; returns True, or
+    raises GradcheckError naming the input, the worst element, and both values.
+    """
+    assert_gradients_close(compare_gradients(fn, inputs, eps), atol, rtol)
+    return True
+
+
+def assert_gradients_close(results: list[tuple[int, np.ndarray, np.ndarray]], atol: float, rtol: float) -> None:
+    """Raise GradcheckError at the worst element of the first input whose gradients disagree."""
+    for i, analytic, numeric in results:
+        excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        if analytic.size and not np.all(excess <= 0):
+            worst = np.unravel_index(np.argmax(np.where(np.isnan(excess), np.inf, excess)), analytic.shape)
+            raise GradcheckError(
+                f"gradcheck: input {i} (shape {analytic.shape}) disagrees at index {tuple(int(j) for j in worst)}: "
+                f"analytic {analytic[worst]:.8g}, numeric {numeric[worst]:.8g} "
+                f"(allowed |diff| <= {atol} + {rtol} * |numeric|)")
+
+
+def compare_gradients(fn: Callable[..., Tensor], inputs: Sequence[Tensor],
+                      eps: float = 1e-6) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(input index, analytic gradient, numeric gradient) for every input with requires_grad.
+
+    Analytic: one backward pass of L = sum(fn(*inputs) * R) with grad R. Numeric, element by element:
+    (L(x + eps e_i) - L(x - eps e_i)) / (2 eps), all in float64. Inputs of another float dtype are
+    cast to float64 copies; float64 inputs are used as they are (perturbed in place and restored), so
+    a model's parameters can be checked after `model.to(np.float64)`.
     """
     if not isinstance(inputs, (list, tuple)):
         raise TypeError(f"gradcheck: inputs must be a list or tuple of Tensors, got {type(inputs).__name__}")
@@ -43,6 +66,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
     for x, g in zip(xs, before):
         x.grad = g
 
+    results = []
     for i, x in enumerate(xs):
         if not x.requires_grad:
             continue
@@ -55,14 +79,8 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
             down = loss()
             x.data[idx] = original
             numeric[idx] = (up - down) / (2 * eps)
-        excess = np.abs(analytic[i] - numeric) - (atol + rtol * np.abs(numeric))
-        if x.size and not np.all(excess <= 0):
-            worst = np.unravel_index(np.nanargmax(np.where(np.isnan(excess), np.inf, excess)), x.shape)
-            raise GradcheckError(
-                f"gradcheck: input {i} (shape {x.shape}) disagrees at index {tuple(int(j) for j in worst)}: "
-                f"analytic {analytic[i][worst]:.8g}, numeric {numeric[worst]:.8g} "
-                f"(allowed |diff| <= {atol} + {rtol} * |numeric|)")
-    return True
+        results.append((i, analytic[i], numeric))
+    return results
 
 
 def _as_float64(t) -> Tensor:

@@ -319,7 +319,7 @@ class MatMul(Function):
         return da, db
 
 
-# ----------------------------------------------------------------------------- softmax family (over the last axis after a moveaxis)
+# ------------------------------------------------------------------------ softmax family (last axis, after a moveaxis)
 
 
 class Softmax(Function):

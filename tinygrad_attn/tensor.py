@@ -71,15 +71,13 @@ def _as_array(data, dtype) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def _axes(op: str, ndim: int, axis, dim, allow_none: bool = True):
+def _axes(op: str, ndim: int, axis, dim):
     """Normalise `axis=`/`dim=` to None, an int or a tuple of non-negative ints, or raise naming the op."""
     if dim is not None:
         if axis is not None:
             raise TypeError(f"{op}: give axis= or dim=, not both")
         axis = dim
     if axis is None:
-        if not allow_none:
-            raise TypeError(f"{op}: an axis is required")
         return None
     many = isinstance(axis, (tuple, list))
     out = []
@@ -215,6 +213,9 @@ class Tensor:
             input_grads = ctx.backward(g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
+            if len(input_grads) != len(ctx.parents):
+                raise RuntimeError(f"backward of {type(ctx).__name__} returned {len(input_grads)} gradients "
+                                   f"for {len(ctx.parents)} inputs")
             for parent, pg, needed in zip(ctx.parents, input_grads, ctx.needs_input_grad):
                 if not needed or pg is None:
                     continue
@@ -353,13 +354,21 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     # ------------------------------------------------------------------ softmax, masking, indexing
-    def softmax(self, axis: int = -1, *, dim=None) -> Tensor:
-        axis = _axes("softmax", self.ndim, -1 if axis is None and dim is None else axis, dim, allow_none=False)
-        return apply(ops.Softmax, self._float("softmax"), axis=axis)
+    def softmax(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        """exp(x) / sum(exp(x)) along `axis` (default: the last)."""
+        return apply(ops.Softmax, self._float("softmax"), axis=self._softmax_axis("softmax", axis, dim))
 
-    def log_softmax(self, axis: int = -1, *, dim=None) -> Tensor:
-        axis = _axes("log_softmax", self.ndim, -1 if axis is None and dim is None else axis, dim, allow_none=False)
-        return apply(ops.LogSoftmax, self._float("log_softmax"), axis=axis)
+    def log_softmax(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        """x - log(sum(exp(x))) along `axis` (default: the last)."""
+        return apply(ops.LogSoftmax, self._float("log_softmax"), axis=self._softmax_axis("log_softmax", axis, dim))
+
+    def _softmax_axis(self, op: str, axis, dim) -> int:
+        if self.ndim == 0:
+            raise ValueError(f"{op}: needs at least one axis, got a 0-d tensor")
+        axis = _axes(op, self.ndim, axis, dim)
+        if isinstance(axis, tuple):
+            raise TypeError(f"{op}: axis must be a single int, got {axis}")
+        return self.ndim - 1 if axis is None else axis
 
     def masked_fill(self, mask, value: float) -> Tensor:
         """value where mask is True, self elsewhere; mask must broadcast to self's shape."""
@@ -412,13 +421,13 @@ def _cast(t: Tensor, dtype) -> Tensor:
     return t + np.zeros((), dtype)
 
 
-def cat(tensors: Sequence[Tensor], axis: int = 0, *, dim=None) -> Tensor:
+def cat(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Join tensors along an existing axis; the gradient of each is its slice of the output's."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
     first = tensors[0]
-    axis = _axes("cat", first.ndim, axis, dim, allow_none=False)
+    axis = _axes("cat", first.ndim, axis, dim) or 0
     for t in tensors:
         t._float("cat")
         if t.ndim != first.ndim or t.shape[:axis] + t.shape[axis + 1:] != first.shape[:axis] + first.shape[axis + 1:]:
@@ -426,12 +435,12 @@ def cat(tensors: Sequence[Tensor], axis: int = 0, *, dim=None) -> Tensor:
     return apply(ops.Cat, *tensors, axis=axis)
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim=None) -> Tensor:
+def stack(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Join same-shaped tensors along a new axis."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors or any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f"stack: needs one or more tensors of one shape, got {[t.shape for t in tensors]}")
-    axis = _axes("stack", tensors[0].ndim + 1, axis, dim, allow_none=False)
+    axis = _axes("stack", tensors[0].ndim + 1, axis, dim) or 0
     shape = tensors[0].shape
     return cat([t.reshape(*shape[:axis], 1, *shape[axis:]) for t in tensors], axis=axis)
 
