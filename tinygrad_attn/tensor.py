@@ -418,7 +418,7 @@ def matmul(a, b) -> Tensor:
 
 def _cast(t: Tensor, dtype) -> Tensor:
     """t in another float dtype, the gradient flowing back unchanged (the engine casts it back)."""
-    return t + np.zeros((), dtype)
+    return t + Tensor._make(np.zeros((), dtype), False, None)
 
 
 def cat(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:

@@ -1,0 +1,172 @@
+"""Layers against PyTorch on copied weights: outputs and gradients (float64), on both backends.
+
+Conventions differ in two places, handled when copying: our Linear weight is (in, out), PyTorch's
+(out, in); and nn.MultiheadAttention's boolean attn_mask marks what may NOT be attended, while
+F.scaled_dot_product_attention's (and ours everywhere) marks what may."""
+
+import numpy as np
+import pytest
+
+import tinygrad_attn as ta
+import tinygrad_attn.functional as F
+from tinygrad_attn import nn
+
+torch = pytest.importorskip("torch")
+tF = torch.nn.functional
+
+
+def pair(rng, *shape):
+    """The same float64 values as our leaf and as a torch leaf."""
+    x = rng.standard_normal(shape)
+    return ta.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+
+
+def close(ours, theirs, rtol=1e-10, atol=1e-12):
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=rtol, atol=atol)
+
+
+def test_linear(backend, rng):
+    layer = nn.Linear(5, 3).to(np.float64)
+    ref = torch.nn.Linear(5, 3).double()
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(layer.weight.data.T))
+        ref.bias.copy_(torch.tensor(layer.bias.data))
+    x, tx = pair(rng, 2, 4, 5)
+    g = rng.standard_normal((2, 4, 3))
+    out, tout = layer(x), ref(tx)
+    close(out.data, tout)
+    out.backward(g)
+    tout.backward(torch.tensor(g))
+    close(x.grad, tx.grad)
+    close(layer.weight.grad, ref.weight.grad.T)
+    close(layer.bias.grad, ref.bias.grad)
+
+
+def test_layer_norm(backend, rng):
+    layer = nn.LayerNorm(6).to(np.float64)
+    layer.weight.data[:] = rng.standard_normal(6)
+    layer.bias.data[:] = rng.standard_normal(6)
+    ref = torch.nn.LayerNorm(6).double()
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(layer.weight.data))
+        ref.bias.copy_(torch.tensor(layer.bias.data))
+    x, tx = pair(rng, 3, 7, 6)
+    g = rng.standard_normal((3, 7, 6))
+    out, tout = layer(x), ref(tx)
+    close(out.data, tout)
+    out.backward(g)
+    tout.backward(torch.tensor(g))
+    close(x.grad, tx.grad, rtol=1e-9)
+    close(layer.weight.grad, ref.weight.grad)
+    close(layer.bias.grad, ref.bias.grad)
+
+
+@pytest.mark.parametrize("t_q, t_k, causal, use_mask", [
+    (5, 5, False, False), (7, 7, True, False), (13, 13, False, True), (3, 6, True, False), (6, 4, True, True),
+], ids=["plain", "causal", "mask", "causal-Tq<Tk", "causal-mask-Tq>Tk"])
+def test_scaled_dot_product_attention(t_q, t_k, causal, use_mask, backend, rng):
+    (q, tq), (k, tk), (v, tv) = pair(rng, 2, 3, t_q, 4), pair(rng, 2, 3, t_k, 4), pair(rng, 2, 3, t_k, 5)
+    mask = rng.random((2, 1, t_q, t_k)) < 0.7 if use_mask else None
+    if mask is not None:
+        mask[..., 0] = True                                   # fully masked rows: see the next test
+    out = F.scaled_dot_product_attention(q, k, v, mask=mask, causal=causal)
+    if causal and mask is not None:                           # PyTorch takes one or the other: combine them here
+        tout = tF.scaled_dot_product_attention(tq, tk, tv, attn_mask=torch.tensor(mask & np.tri(t_q, t_k, dtype=bool)))
+    else:
+        tmask = None if mask is None else torch.tensor(mask)
+        tout = tF.scaled_dot_product_attention(tq, tk, tv, attn_mask=tmask, is_causal=causal)
+    close(out.data, tout)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    tout.backward(torch.tensor(g))
+    for ours, theirs in ((q, tq), (k, tk), (v, tv)):
+        close(ours.grad, theirs.grad, rtol=1e-9)
+
+
+def test_fully_masked_rows_give_zeros_as_pytorch(backend, rng):
+    (q, tq), (k, tk), (v, tv) = pair(rng, 2, 4, 3), pair(rng, 2, 5, 3), pair(rng, 2, 5, 2)
+    mask = rng.random((2, 4, 5)) < 0.5
+    mask[0, 1] = mask[1, 3] = False
+    out = F.scaled_dot_product_attention(q, k, v, mask=mask)
+    tout = tF.scaled_dot_product_attention(tq, tk, tv, attn_mask=torch.tensor(mask))
+    close(out.data, tout)
+    assert np.all(out.data[0, 1] == 0) and np.all(out.data[1, 3] == 0)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    tout.backward(torch.tensor(g))
+    for ours, theirs in ((q, tq), (k, tk), (v, tv)):
+        close(ours.grad, theirs.grad, rtol=1e-9)
+
+
+@pytest.mark.parametrize("batched, causal, use_mask", [(True, False, False), (True, True, True), (False, False, True)],
+                         ids=["batch", "batch-causal-mask", "unbatched-mask"])
+def test_multi_head_attention(batched, causal, use_mask, backend, rng):
+    d, heads, T = 8, 2, 6
+    mha = nn.MultiHeadAttention(d, heads, causal=causal).to(np.float64)
+    ref = torch.nn.MultiheadAttention(d, heads, bias=False, batch_first=True).double()
+    with torch.no_grad():                                     # in_proj_weight = [W_q^T; W_k^T; W_v^T]
+        ref.in_proj_weight.copy_(torch.tensor(np.concatenate([mha.W_q.data.T, mha.W_k.data.T, mha.W_v.data.T])))
+        ref.out_proj.weight.copy_(torch.tensor(mha.W_o.data.T))
+    shape = (3, T, d) if batched else (T, d)
+    x, tx = pair(rng, *shape)
+    allowed = np.ones((T, T), bool)
+    mask = None
+    if use_mask:
+        mask = rng.random(shape[:-1] + (T,)) < 0.6
+        mask[..., 0] = True
+        allowed = allowed & mask
+    if causal:
+        allowed = allowed & np.tri(T, dtype=bool)
+    if allowed.ndim == 3:                                     # PyTorch wants (B * heads, T, T) for a per-batch mask
+        allowed = np.repeat(allowed, heads, axis=0)
+    out = mha(x, mask=mask)
+    tout, tweights = ref(tx, tx, tx, attn_mask=torch.tensor(~allowed), average_attn_weights=False)
+    close(out.data, tout)
+    close(mha.attn, tweights)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    tout.backward(torch.tensor(g))
+    close(x.grad, tx.grad, rtol=1e-9)
+    w_in = ref.in_proj_weight.grad.numpy()
+    for i, W in enumerate((mha.W_q, mha.W_k, mha.W_v)):
+        close(W.grad, torch.tensor(w_in[i * d:(i + 1) * d].T), rtol=1e-9)
+    close(mha.W_o.grad, ref.out_proj.weight.grad.T, rtol=1e-9)
+
+
+def test_cross_entropy_with_ignore_index(backend, rng):
+    logits, tlogits = pair(rng, 2, 5, 7)
+    targets = rng.integers(0, 7, size=(2, 5))
+    targets[0, 1] = targets[1, 3] = -100
+    loss = F.cross_entropy(logits, targets, ignore_index=-100)
+    tloss = tF.cross_entropy(tlogits.reshape(-1, 7), torch.tensor(targets.reshape(-1)), ignore_index=-100)
+    close(loss.data, tloss)
+    loss.backward()
+    tloss.backward()
+    close(logits.grad, tlogits.grad)
+
+
+def test_transformer_block(backend, rng):
+    """Pre-LN block = the same computation written with torch modules (GELU, tanh approximation)."""
+    d, heads, T = 8, 2, 5
+    block = nn.TransformerBlock(d, heads, d_ff=12, causal=True).to(np.float64)
+    ln1, ln2 = torch.nn.LayerNorm(d).double(), torch.nn.LayerNorm(d).double()
+    mha = torch.nn.MultiheadAttention(d, heads, bias=False, batch_first=True).double()
+    fc1, fc2 = torch.nn.Linear(d, 12).double(), torch.nn.Linear(12, d).double()
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.tensor(np.concatenate([block.mha.W_q.data.T, block.mha.W_k.data.T,
+                                                              block.mha.W_v.data.T])))
+        mha.out_proj.weight.copy_(torch.tensor(block.mha.W_o.data.T))
+        for ours, theirs in ((block.mlp[0], fc1), (block.mlp[2], fc2)):
+            theirs.weight.copy_(torch.tensor(ours.weight.data.T))
+            theirs.bias.copy_(torch.tensor(ours.bias.data))
+    x, tx = pair(rng, 2, T, d)
+    future = torch.tensor(~np.tri(T, dtype=bool))
+    h = ln1(tx)
+    th = tx + mha(h, h, h, attn_mask=future)[0]
+    tout = th + fc2(tF.gelu(fc1(ln2(th)), approximate="tanh"))
+    out = block(x)
+    close(out.data, tout)
+    out.backward(np.ones(out.shape))
+    tout.sum().backward()
+    close(x.grad, tx.grad, rtol=1e-9)
+    close(block.mlp[0].weight.grad, fc1.weight.grad.T, rtol=1e-9)

@@ -1,0 +1,239 @@
+"""Stateless functions of Tensors: losses, attention, and the pieces the `nn` layers are made of.
+
+`import tinygrad_attn.functional as F`. Everything here is built from Tensor ops (so backward comes
+for free), except `cross_entropy` and `layer_norm`, which call one fused op each from `ops.py`.
+Inputs are checked first, and a bad one raises a ValueError/TypeError naming the function and shapes.
+
+Attention comes in three pieces: `causal_mask` and `attention_mask` build the boolean "may attend"
+mask, `attention` returns the output and the weights (for layers that show them), and
+`scaled_dot_product_attention` is the SPEC's function, the output alone.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from . import ops
+from .random import rng
+from .tensor import FLOATS, Tensor, apply, broadcast_shape, index_array
+
+
+def _float_tensor(op: str, x, name: str = "input") -> Tensor:
+    """x as a Tensor, which must hold float32 or float64."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if x.dtype not in FLOATS:
+        raise TypeError(f"{op}: {name} must be a float32 or float64 tensor, got dtype {x.dtype} (shape {x.shape})")
+    return x
+
+
+def _promote(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """Cast float32 tensors to float64 if any input is float64 (as numpy and PyTorch promote)."""
+    if all(t.dtype == tensors[0].dtype for t in tensors):
+        return tensors
+    zero = Tensor(np.zeros((), np.float64))                    # a Tensor operand keeps its dtype, so this promotes
+    return tuple(t if t.dtype == np.float64 else t + zero for t in tensors)
+
+
+# ----------------------------------------------------------------------------- activations and normalisation
+
+
+def softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along `axis`; a row that is all -inf gives zeros."""
+    return _float_tensor("softmax", x).softmax(axis if dim is None else dim)
+
+
+def log_softmax(x: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """log_softmax(x)_i = x_i - log sum_j exp(x_j) along `axis` (computed stably, not as log(softmax))."""
+    return _float_tensor("log_softmax", x).log_softmax(axis if dim is None else dim)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return _float_tensor("gelu", x).gelu()
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
+    return _float_tensor("relu", x).relu()
+
+
+def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
+    """y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias over the last axis (population variance).
+
+    One fused op (`ops.LayerNorm`); weight and bias have shape (D,) where D = x.shape[-1].
+    """
+    x = _float_tensor("layer_norm", x)
+    weight, bias = _float_tensor("layer_norm", weight, "weight"), _float_tensor("layer_norm", bias, "bias")
+    if x.ndim == 0 or weight.shape != (x.shape[-1],) or bias.shape != (x.shape[-1],):
+        raise ValueError(f"layer_norm: input of shape {x.shape} needs weight and bias of shape "
+                         f"({x.shape[-1] if x.ndim else '?'},), got {weight.shape} and {bias.shape}")
+    x, weight, bias = _promote(x, weight, bias)
+    return apply(ops.LayerNorm, x, weight, bias, eps=float(eps))
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p), so E[output] = x.
+
+    Identity when `training` is False or p == 0. The mask is drawn from the package generator.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    x = _float_tensor("dropout", x)
+    if not training or p == 0.0:
+        return x
+    keep = rng().random(x.shape) >= p                          # [x.shape] bool, True with probability 1-p
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    return x * (keep * scale).astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------- linear maps and lookups
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W + b with W of shape (in, out): the row-vector convention, q = x W_q."""
+    x = _float_tensor("linear", x)
+    if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
+                         f"(the input's last axis must equal the weight's first)")
+    y = x @ weight                                             # [..., in] @ [in, out] -> [..., out]
+    return y if bias is None else y + bias                     # [..., out] + [out]
+
+
+def embedding(indices, weight: Tensor) -> Tensor:
+    """Row lookup: out[..., :] = weight[indices[...], :]. Backward adds each row's gradient into
+    weight's row, so an index used twice gets the sum of both gradients."""
+    idx = index_array("embedding", indices)
+    if idx.dtype == np.bool_:
+        raise TypeError(f"embedding: indices must be integers, got a boolean array of shape {idx.shape}")
+    num = weight.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= num):
+        bad = idx[(idx < 0) | (idx >= num)].flat[0]
+        raise ValueError(f"embedding: index {bad} is out of range for a table of {num} rows "
+                         f"(weight shape {weight.shape}, indices shape {idx.shape})")
+    return weight[idx]                                         # [...] -> [..., dim]
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None) -> Tensor:
+    """Mean over the kept positions of -log softmax(logits)[target].
+
+    logits: (N, C) or (B, T, C) (classes on the last axis); targets: integers of shape (N,) or
+    (B, T), each in [0, C) or equal to `ignore_index` (those positions add nothing and are not
+    counted in the mean). With nothing kept the result is nan, as in PyTorch. One fused op
+    (`ops.CrossEntropy`): dlogits = (softmax(logits) - onehot(targets)) / n_kept.
+    """
+    logits = _float_tensor("cross_entropy", logits, "logits")
+    t = index_array("cross_entropy", targets)
+    if t.dtype == np.bool_:
+        raise TypeError(f"cross_entropy: targets must be integer class indices, got booleans of shape {t.shape}")
+    if logits.ndim not in (2, 3):
+        raise ValueError(f"cross_entropy: logits must be (N, C) or (B, T, C), got shape {logits.shape}")
+    if t.shape != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
+                         f"{logits.shape[:-1]}, got {t.shape}")
+    if ignore_index is not None and (not isinstance(ignore_index, (int, np.integer)) or isinstance(ignore_index, bool)):
+        raise TypeError(f"cross_entropy: ignore_index must be an int or None, got {ignore_index!r}")
+    n_classes = logits.shape[-1]
+    bad = (t < 0) | (t >= n_classes)
+    if ignore_index is not None:
+        bad &= t != ignore_index
+    if np.any(bad):
+        raise ValueError(f"cross_entropy: target {t[bad].flat[0]} is out of range for {n_classes} classes "
+                         f"(logits shape {logits.shape}, targets shape {t.shape})")
+    ignore = -1 if ignore_index is None else int(ignore_index)  # -1: no valid target equals it
+    flat = np.ascontiguousarray(t.reshape(-1), dtype=np.int64)  # [N]
+    return apply(ops.CrossEntropy, logits.reshape(-1, n_classes), targets=flat, ignore_index=ignore)
+
+
+def mse_loss(a: Tensor, b) -> Tensor:
+    """mean((a - b)^2). Shapes broadcast as in PyTorch, which also warns when they differ."""
+    a = _float_tensor("mse_loss", a)
+    b = _float_tensor("mse_loss", b if isinstance(b, Tensor) else np.asarray(b, a.dtype), "target")
+    if a.shape != b.shape:
+        shape = broadcast_shape("mse_loss", a.shape, b.shape)
+        warnings.warn(f"mse_loss: input shape {a.shape} and target shape {b.shape} differ; they broadcast to "
+                      f"{shape}, which is rarely what was meant", UserWarning, stacklevel=2)
+    diff = a - b
+    return (diff * diff).mean()
+
+
+# ----------------------------------------------------------------------------- attention
+
+
+def causal_mask(t_q: int, t_k: int) -> np.ndarray:
+    """(t_q, t_k) bool, True where query i may attend key j: j <= i (top-left aligned, as PyTorch)."""
+    return np.tril(np.ones((t_q, t_k), dtype=bool))
+
+
+def attention_mask(mask, causal: bool, scores_shape: tuple[int, ...], op: str = "attention") -> np.ndarray | None:
+    """The boolean "may attend" mask for scores of shape (..., T_q, T_k): `mask` AND the causal mask.
+
+    `mask` (True = may attend) must broadcast to `scores_shape`; None when nothing is masked.
+    """
+    allowed = None
+    if mask is not None:
+        allowed = index_array(op, mask)
+        if allowed.dtype != np.bool_:
+            if not np.all((allowed == 0) | (allowed == 1)):
+                raise TypeError(f"{op}: mask must be boolean (True = may attend), got values other than 0/1 "
+                                f"in an array of dtype {allowed.dtype} and shape {allowed.shape}")
+            allowed = allowed.astype(bool)
+        try:
+            fits = np.broadcast_shapes(allowed.shape, scores_shape) == tuple(scores_shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{op}: mask of shape {allowed.shape} does not broadcast to the attention "
+                             f"scores' shape {tuple(scores_shape)}")
+    if causal:
+        tri = causal_mask(*scores_shape[-2:])
+        allowed = tri if allowed is None else allowed & tri
+    return allowed
+
+
+def _check_qkv(op: str, q, k, v) -> tuple[Tensor, Tensor, Tensor]:
+    q, k, v = (_float_tensor(op, t, name) for t, name in ((q, "q"), (k, "k"), (v, "v")))
+    if not q.dtype == k.dtype == v.dtype:
+        raise TypeError(f"{op}: q, k and v must share one dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
+    if min(q.ndim, k.ndim, v.ndim) < 2:
+        raise ValueError(f"{op}: q, k, v must be at least 2-D (..., T, d), got shapes {q.shape}, {k.shape}, {v.shape}")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"{op}: q (..., T_q, d_k), k (..., T_k, d_k) and v (..., T_k, d_v) do not fit: "
+                         f"got shapes {q.shape}, {k.shape} and {v.shape}")
+    broadcast_shape(op, q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    return q, k, v
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask=None, causal: bool = False) -> tuple[Tensor, Tensor]:
+    """Scaled dot-product attention that also returns the weights: (out, P).
+
+    S = q k^T / sqrt(d_k), masked positions set to -inf;  P = softmax(S) over keys;  out = P v.
+    Shapes: q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v) -> out (..., T_q, d_v), P (..., T_q, T_k).
+    """
+    op = "scaled_dot_product_attention"
+    q, k, v = _check_qkv(op, q, k, v)
+    S = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])      # [..., T_q, d_k] @ [..., d_k, T_k] -> [..., T_q, T_k]
+    allowed = attention_mask(mask, causal, S.shape, op)
+    if allowed is not None:
+        S = S.masked_fill(~allowed, -math.inf)                 # exp(-inf) = 0: no weight on masked keys
+    P = S.softmax(-1)                                          # [..., T_q, T_k], each row sums to 1 (or is all 0)
+    return P @ v, P                                            # [..., T_q, T_k] @ [..., T_k, d_v] -> [..., T_q, d_v]
+
+
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, causal: bool = False) -> Tensor:
+    """softmax(q k^T / sqrt(d_k) + masking) v.
+
+    q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v) -> (..., T_q, d_v); batch axes broadcast.
+    `mask`: boolean, True = may attend (the PyTorch convention), broadcast against (..., T_q, T_k).
+    `causal=True`: query i attends keys j <= i (top-left aligned when T_q != T_k, as PyTorch); it is
+    combined with `mask` by AND. A masked score becomes -inf, so its weight is exactly 0 and no
+    gradient flows through it. A query whose every key is masked gets all-zero weights (the softmax
+    of an all -inf row is defined as 0 here), so a zero output row and zero gradients, never NaN;
+    current PyTorch does the same (older versions gave NaN).
+    """
+    return attention(q, k, v, mask, causal)[0]

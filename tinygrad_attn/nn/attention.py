@@ -1,0 +1,130 @@
+"""Self-attention, one head and many, written line by line in the paper's notation (row vectors).
+
+Both layers keep the last attention weights as a numpy array in `.attn`, for inspection and plots.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .. import init
+from ..tensor import Tensor, index_array
+from .module import Module, Parameter
+
+
+def _check_input(layer: str, x: Tensor, d_model: int) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer}: x must be a Tensor, got {type(x).__name__}")
+    if x.ndim not in (2, 3) or x.shape[-1] != d_model:
+        raise ValueError(f"{layer}: expected x of shape (T, {d_model}) or (B, T, {d_model}), got {x.shape}")
+
+
+class SelfAttention(Module):
+    """Single-head self-attention: every token x_i looks at every token x_j (itself included).
+
+    Forward, with X the (T, d_model) rows of tokens (a batch axis in front works the same way):
+
+        Q = X W_q               (T, d_k)   queries: q_i = x_i W_q
+        K = X W_k               (T, d_k)   keys:    k_j = x_j W_k
+        V = X W_v               (T, d_v)   values:  v_j = x_j W_v
+        S = Q K^T / sqrt(d_k)   (T, T)     scores: S_ij = q_i . k_j / sqrt(d_k); -inf where masked
+        P = softmax(S)          (T, T)     softmax of each row: P_ij = how much token i attends token j
+        H = P V                 (T, d_v)   h_i = sum_j P_ij v_j
+
+    Backward, from dH = dL/dH (⊙ is the elementwise product; rowsum sums each row, keeping a
+    (T, 1) column that broadcasts across the row):
+
+        dV = P^T dH
+        dP = dH V^T
+        dS = P ⊙ (dP - rowsum(dP ⊙ P))      (the softmax Jacobian; 0 wherever P is 0, e.g. masked)
+        dQ = dS K / sqrt(d_k)
+        dK = dS^T Q / sqrt(d_k)
+        dW_q = X^T dQ,  dW_k = X^T dK,  dW_v = X^T dV
+        dX = dQ W_q^T + dK W_k^T + dV W_v^T
+
+    Parameters `W_q` (d_model, d_k), `W_k` (d_model, d_k), `W_v` (d_model, d_v), no bias; d_k and
+    d_v default to d_model; each starts xavier-uniform, as PyTorch's separate q/k/v projections.
+    `mask` (True = may attend) and `causal` work as in `F.scaled_dot_product_attention`.
+
+    After each forward, `.attn` is P as a numpy array (..., T, T), and `.intermediates` maps "Q",
+    "K", "V", "S", "P", "H" to the Tensors of that forward: call `.retain_grad()` on any of them
+    before `backward()` to read dL/dS, dL/dP, ... in its `.grad`.
+    """
+
+    def __init__(self, d_model: int, d_k: int | None = None, d_v: int | None = None, causal: bool = False):
+        self.d_model = d_model
+        self.d_k = d_model if d_k is None else d_k
+        self.d_v = d_model if d_v is None else d_v
+        self.causal = causal
+        self.W_q = Parameter(init.xavier_uniform((d_model, self.d_k), d_model, self.d_k))
+        self.W_k = Parameter(init.xavier_uniform((d_model, self.d_k), d_model, self.d_k))
+        self.W_v = Parameter(init.xavier_uniform((d_model, self.d_v), d_model, self.d_v))
+        self.attn: np.ndarray | None = None
+        self.intermediates: dict[str, Tensor] = {}
+
+    def forward(self, x: Tensor, mask=None) -> Tensor:
+        _check_input("SelfAttention", x, self.d_model)
+        Q = x @ self.W_q                                       # [B, T, d_model] @ [d_model, d_k] -> [B, T, d_k]
+        K = x @ self.W_k                                       # [B, T, d_model] @ [d_model, d_k] -> [B, T, d_k]
+        V = x @ self.W_v                                       # [B, T, d_model] @ [d_model, d_v] -> [B, T, d_v]
+        S = Q @ K.transpose(-2, -1) / math.sqrt(self.d_k)      # [B, T, d_k] @ [B, d_k, T] -> [B, T, T]
+        allowed = F.attention_mask(mask, self.causal, S.shape, "SelfAttention")
+        if allowed is not None:
+            S = S.masked_fill(~allowed, -math.inf)             # [B, T, T], -inf where query i may not see key j
+        P = S.softmax(-1)                                      # [B, T, T], row i sums to 1 (all 0 if fully masked)
+        H = P @ V                                              # [B, T, T] @ [B, T, d_v] -> [B, T, d_v]
+        self.attn = P.data.copy()
+        self.intermediates = {"Q": Q, "K": K, "V": V, "S": S, "P": P, "H": H}
+        return H
+
+
+class MultiHeadAttention(Module):
+    """n_heads attentions side by side on slices of one projection, then mixed by W_o.
+
+    Q = X W_q, K = X W_k, V = X W_v, each (T, d_model). Head h works on columns h*d_h:(h+1)*d_h
+    (d_h = d_model / n_heads): H_h = softmax(Q_h K_h^T / sqrt(d_h)) V_h. The heads are concatenated
+    in order, [H_0 | H_1 | ...] (T, d_model), and the output is that times W_o.
+
+    Parameters `W_q`, `W_k`, `W_v`, `W_o`, each (d_model, d_model), no bias. Like PyTorch's
+    `nn.MultiheadAttention`, W_q, W_k, W_v start xavier-uniform as one (d_model, 3 d_model) block
+    and W_o as a Linear, U(-1/sqrt(d_model), 1/sqrt(d_model)). `mask` (True = may attend) is
+    (T, T) or (B, T, T) and applies to every head. After each forward, `.attn` holds the weights
+    as a numpy array (..., n_heads, T, T).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, causal: bool = False):
+        if n_heads <= 0 or d_model % n_heads != 0:
+            raise ValueError(f"MultiHeadAttention: d_model={d_model} must be a positive multiple of "
+                             f"n_heads={n_heads} (each head gets d_model / n_heads columns)")
+        self.d_model, self.n_heads, self.d_h, self.causal = d_model, n_heads, d_model // n_heads, causal
+        shape = (d_model, d_model)
+        self.W_q = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))
+        self.W_k = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))
+        self.W_v = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))
+        self.W_o = Parameter(init.uniform(shape, 1.0 / math.sqrt(d_model)))
+        self.attn: np.ndarray | None = None
+
+    def _split_heads(self, t: Tensor) -> Tensor:
+        """[..., T, d_model] -> [..., n_heads, T, d_h]: head h gets columns h*d_h:(h+1)*d_h."""
+        *lead, T, _ = t.shape
+        return t.reshape(*lead, T, self.n_heads, self.d_h).transpose(-3, -2)
+
+    def forward(self, x: Tensor, mask=None) -> Tensor:
+        _check_input("MultiHeadAttention", x, self.d_model)
+        if mask is not None:
+            mask = index_array("MultiHeadAttention", mask)
+            if mask.ndim not in (2, 3) or mask.ndim > x.ndim:
+                raise ValueError(f"MultiHeadAttention: mask must be (T, T) or (B, T, T) for x of shape {x.shape}, "
+                                 f"got {mask.shape}")
+            mask = mask[..., None, :, :]                       # [B, 1, T, T]: the same mask for every head
+        Q = self._split_heads(x @ self.W_q)                    # [B, T, d_model] -> [B, n_heads, T, d_h]
+        K = self._split_heads(x @ self.W_k)                    # [B, T, d_model] -> [B, n_heads, T, d_h]
+        V = self._split_heads(x @ self.W_v)                    # [B, T, d_model] -> [B, n_heads, T, d_h]
+        H, P = F.attention(Q, K, V, mask, self.causal)         # [B, n_heads, T, d_h], [B, n_heads, T, T]
+        H = H.transpose(-3, -2)                                # [B, T, n_heads, d_h]
+        H = H.reshape(*H.shape[:-2], self.d_model)             # [B, T, d_model]: [H_0 | H_1 | ...]
+        self.attn = P.data.copy()
+        return H @ self.W_o                                    # [B, T, d_model] @ [d_model, d_model] -> [B, T, d_model]

@@ -1,0 +1,31 @@
+"""A pre-LayerNorm transformer block: attention and an MLP, each added back onto the residual stream."""
+
+from __future__ import annotations
+
+from ..tensor import Tensor
+from .attention import MultiHeadAttention
+from .layers import GELU, Dropout, LayerNorm, Linear, Sequential
+from .module import Module
+
+
+class TransformerBlock(Module):
+    """x = x + Dropout(MHA(LN1(x)));  x = x + Dropout(MLP(LN2(x))),  MLP = Linear → GELU → Linear.
+
+    Pre-LN (as GPT-2): each branch sees a normalised copy of x, while x itself, the residual
+    stream, is only ever added to, so gradients reach early layers unchanged through the sums.
+    d_ff (the MLP's hidden width) defaults to 4 d_model. Submodules: `ln1`, `mha`, `ln2`, `mlp`.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, causal: bool = False,
+                 dropout: float = 0.0):
+        d_ff = 4 * d_model if d_ff is None else d_ff
+        self.ln1 = LayerNorm(d_model)
+        self.mha = MultiHeadAttention(d_model, n_heads, causal)
+        self.ln2 = LayerNorm(d_model)
+        self.mlp = Sequential(Linear(d_model, d_ff), GELU(), Linear(d_ff, d_model))
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: Tensor, mask=None) -> Tensor:
+        x = x + self.dropout(self.mha(self.ln1(x), mask))     # [B, T, d_model]
+        x = x + self.dropout(self.mlp(self.ln2(x)))            # [B, T, d_model]
+        return x

@@ -1,0 +1,146 @@
+"""Optimizers: SGD (with momentum), Adam, AdamW, and gradient-norm clipping, with PyTorch's update rules.
+
+Each `step()` changes every parameter's `.data` array in place (same Parameter, same array), so
+anything that holds the parameters sees the update. Parameters whose `.grad` is None are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from .tensor import Tensor
+
+
+class Optimizer:
+    """Holds the parameters and the learning rate; subclasses define `step`."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor with requires_grad=True")
+        if not lr >= 0.0:
+            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {lr}")
+        self.lr = lr
+
+    def zero_grad(self) -> None:
+        """Clear every parameter's `.grad`."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+def _check_non_negative(op: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value >= 0.0:
+            raise ValueError(f"{op}: {name} must be >= 0, got {value}")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, as `torch.optim.SGD` (no dampening, no Nesterov):
+
+        g = grad + weight_decay * p
+        b = g on the first step, then b = momentum * b + g      (only if momentum > 0; then g = b)
+        p = p - lr * g
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        _check_non_negative("SGD", momentum=momentum, weight_decay=weight_decay)
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.buffers: list[np.ndarray | None] = [None] * len(self.params)
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            if self.momentum:
+                if self.buffers[i] is None:
+                    self.buffers[i] = np.array(g)              # first step: the buffer is the gradient itself
+                else:
+                    self.buffers[i] *= self.momentum
+                    self.buffers[i] += g
+                g = self.buffers[i]
+            p.data -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam, as `torch.optim.Adam`, with t counting this parameter's steps from 1:
+
+        g = grad + weight_decay * p                   (L2 penalty folded into the gradient)
+        m = beta1 m + (1 - beta1) g                   (running mean of g)
+        v = beta2 v + (1 - beta2) g^2                 (running mean of g^2)
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)   (bias-corrected)
+    """
+
+    decoupled = False
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        name = type(self).__name__
+        if not all(0.0 <= b < 1.0 for b in betas) or len(betas) != 2:
+            raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas}")
+        _check_non_negative(name, eps=eps, weight_decay=weight_decay)
+        self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
+        self.m: list[np.ndarray | None] = [None] * len(self.params)
+        self.v: list[np.ndarray | None] = [None] * len(self.params)
+        self.t = [0] * len(self.params)
+
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            if self.weight_decay and self.decoupled:
+                p.data *= 1.0 - self.lr * self.weight_decay   # AdamW: shrink p directly
+            elif self.weight_decay:
+                g = g + self.weight_decay * p.data             # Adam: L2 penalty in the gradient
+            if self.m[i] is None:
+                self.m[i], self.v[i] = np.zeros_like(p.data), np.zeros_like(p.data)
+            m, v = self.m[i], self.v[i]
+            self.t[i] += 1
+            m *= beta1
+            m += (1.0 - beta1) * g
+            v *= beta2
+            v += (1.0 - beta2) * g * g
+            step_size = self.lr / (1.0 - beta1 ** self.t[i])
+            denom = np.sqrt(v) / math.sqrt(1.0 - beta2 ** self.t[i]) + self.eps
+            p.data -= step_size * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as `torch.optim.AdamW`: first p = p * (1 - lr * weight_decay),
+    then the Adam step on the plain gradient (the decay does not pass through m and v)."""
+
+    decoupled = True
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
+    """Scale all gradients together so their joint L2 norm is at most max_norm; return the norm before.
+
+    total = sqrt(sum over params of sum(grad^2)); if total > max_norm every grad is multiplied (in
+    place) by max_norm / (total + 1e-6), as `torch.nn.utils.clip_grad_norm_`.
+    """
+    if not max_norm >= 0.0:
+        raise ValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm}")
+    grads = [p.grad for p in params if p.grad is not None]
+    total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
+    scale = max_norm / (total + 1e-6)
+    if scale < 1.0:
+        for g in grads:
+            g *= scale
+    return total
