@@ -175,7 +175,7 @@ def closed_form_grads(x, Wq, Wk, Wv, P, dH):
     ((2, 5, 3), 2, 4, True, True),
 ], ids=["T=1", "T=7", "batch-causal", "T=13-padding", "causal-and-padding"])
 def test_self_attention_gradients_match_the_docstring_formulas(x_shape, d_k, d_v, causal, use_mask, backend, rng):
-    layer = nn.SelfAttention(x_shape[-1], d_k=d_k, d_v=d_v, causal=causal).to(np.float64)
+    layer = nn.SelfAttention(x_shape[-1], d_k=d_k, d_v=d_v, causal=causal, keep_intermediates=True).to(np.float64)
     x = leaf(rng, *x_shape)
     mask = padding_mask(np.arange(x_shape[0], 0, -1) * 2, x_shape[1]) if use_mask else None
     H = layer(x, mask=mask)
@@ -202,8 +202,9 @@ def test_self_attention_gradients_match_the_docstring_formulas(x_shape, d_k, d_v
     assert ta.gradcheck(lambda x, *ps: layer(x, mask=mask), [x, *layer.parameters()])
 
 
-def test_self_attention_forward_matches_formula_and_shapes(backend, rng):
-    layer = nn.SelfAttention(6, d_k=4, d_v=3)
+@pytest.mark.parametrize("keep", [False, True], ids=["fused", "op-by-op"])
+def test_self_attention_forward_matches_formula_and_shapes(keep, backend, rng):
+    layer = nn.SelfAttention(6, d_k=4, d_v=3, keep_intermediates=keep)
     assert [(n, p.shape, p.dtype) for n, p in layer.named_parameters()] == [
         ("W_q", (6, 4), np.float32), ("W_k", (6, 4), np.float32), ("W_v", (6, 3), np.float32)]
     x = ta.Tensor(rng.standard_normal((2, 5, 6)).astype(np.float32))
@@ -215,7 +216,10 @@ def test_self_attention_forward_matches_formula_and_shapes(backend, rng):
     assert layer.attn.shape == (2, 5, 5) and isinstance(layer.attn, np.ndarray)
     np.testing.assert_allclose(layer.attn, weights, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(layer.attn.sum(-1), 1.0, rtol=1e-6)
-    assert set(layer.intermediates) == {"Q", "K", "V", "S", "P", "H"} and layer.intermediates["H"] is H
+    if keep:
+        assert set(layer.intermediates) == {"Q", "K", "V", "S", "P", "H"} and layer.intermediates["H"] is H
+    else:
+        assert layer.intermediates == {}
     layer(x[0], mask=np.tri(5, dtype=bool))
     assert layer.attn.shape == (5, 5) and np.all(np.triu(layer.attn, 1) == 0)
 

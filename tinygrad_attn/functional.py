@@ -4,9 +4,10 @@
 for free), except `cross_entropy` and `layer_norm`, which call one fused op each from `ops.py`.
 Inputs are checked first, and a bad one raises a ValueError/TypeError naming the function and shapes.
 
-Attention comes in three pieces: `causal_mask` and `attention_mask` build the boolean "may attend"
-mask, `attention` returns the output and the weights (for layers that show them), and
-`scaled_dot_product_attention` is the SPEC's function, the output alone.
+Attention comes in pieces: `causal_mask` and `attention_mask` build the boolean "may attend" mask;
+`attention` writes attention out op by op and returns the output and the weights (for teaching and
+for layers asked to keep every step); `attention_weights` recomputes the weights outside the graph;
+`scaled_dot_product_attention` is the SPEC's function, the output alone, as one fused op.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import ops
 from .random import rng
-from .tensor import FLOATS, Tensor, apply, broadcast_shape, index_array
+from .tensor import FLOATS, Tensor, apply, broadcast_shape, index_array, no_grad
 
 
 def _float_tensor(op: str, x, name: str = "input") -> Tensor:
@@ -209,24 +210,45 @@ def _check_qkv(op: str, q, k, v) -> tuple[Tensor, Tensor, Tensor]:
     return q, k, v
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, mask=None, causal: bool = False) -> tuple[Tensor, Tensor]:
-    """Scaled dot-product attention that also returns the weights: (out, P).
+def _scores_scale(q: Tensor, scale: float | None) -> float:
+    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
 
-    S = q k^T / sqrt(d_k), masked positions set to -inf;  P = softmax(S) over keys;  out = P v.
-    Shapes: q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v) -> out (..., T_q, d_v), P (..., T_q, T_k).
-    """
-    op = "scaled_dot_product_attention"
-    q, k, v = _check_qkv(op, q, k, v)
-    S = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])      # [..., T_q, d_k] @ [..., d_k, T_k] -> [..., T_q, T_k]
+
+def _weights(q: Tensor, k: Tensor, mask, causal: bool, scale: float | None, op: str) -> Tensor:
+    """P = softmax(q k^T * scale, masked) over keys, as a graph of Tensor ops: (..., T_q, T_k)."""
+    S = q @ k.transpose(-2, -1) * _scores_scale(q, scale)     # [..., T_q, d_k] @ [..., d_k, T_k] -> [..., T_q, T_k]
     allowed = attention_mask(mask, causal, S.shape, op)
     if allowed is not None:
         S = S.masked_fill(~allowed, -math.inf)                 # exp(-inf) = 0: no weight on masked keys
-    P = S.softmax(-1)                                          # [..., T_q, T_k], each row sums to 1 (or is all 0)
+    return S.softmax(-1)                                       # [..., T_q, T_k], each row sums to 1 (or is all 0)
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask=None, causal: bool = False,
+              scale: float | None = None) -> tuple[Tensor, Tensor]:
+    """Scaled dot-product attention written out op by op, returning the output and the weights: (out, P).
+
+    S = q k^T * scale (scale defaults to 1/sqrt(d_k)), masked positions set to -inf;  P = softmax(S)
+    over keys;  out = P v. Every step is a node of the graph, so P (and S, through P's graph) can
+    `retain_grad()`. Shapes: q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v) -> out
+    (..., T_q, d_v), P (..., T_q, T_k). `scaled_dot_product_attention` computes the same output
+    with one fused op instead.
+    """
+    op = "scaled_dot_product_attention"
+    q, k, v = _check_qkv(op, q, k, v)
+    P = _weights(q, k, mask, causal, scale, op)                # [..., T_q, T_k]
     return P @ v, P                                            # [..., T_q, T_k] @ [..., T_k, d_v] -> [..., T_q, d_v]
 
 
-def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, causal: bool = False) -> Tensor:
-    """softmax(q k^T / sqrt(d_k) + masking) v.
+def attention_weights(q, k, mask=None, causal: bool = False, scale: float | None = None) -> np.ndarray:
+    """The weights softmax(q k^T * scale, masked) as a numpy array, computed outside the graph."""
+    with no_grad():
+        q, k = _float_tensor("attention_weights", q, "q"), _float_tensor("attention_weights", k, "k")
+        return _weights(q, k, mask, causal, scale, "attention_weights").data
+
+
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, causal: bool = False,
+                                 scale: float | None = None) -> Tensor:
+    """softmax(q k^T / sqrt(d_k) + masking) v, as one fused op (`ops.Attention`).
 
     q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v) -> (..., T_q, d_v); batch axes broadcast.
     `mask`: boolean, True = may attend (the PyTorch convention), broadcast against (..., T_q, T_k).
@@ -234,6 +256,19 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, cau
     combined with `mask` by AND. A masked score becomes -inf, so its weight is exactly 0 and no
     gradient flows through it. A query whose every key is masked gets all-zero weights (the softmax
     of an all -inf row is defined as 0 here), so a zero output row and zero gradients, never NaN;
-    current PyTorch does the same (older versions gave NaN).
+    current PyTorch does the same (older versions gave NaN). `scale` replaces 1/sqrt(d_k) (as in
+    PyTorch). On the "numba" backend the kernel streams over keys with an online softmax and never
+    stores the (T_q, T_k) weights; on "numpy" the reference kernel does store them.
     """
-    return attention(q, k, v, mask, causal)[0]
+    op = "scaled_dot_product_attention"
+    q, k, v = _check_qkv(op, q, k, v)
+    batch = broadcast_shape(op, q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    t_q, (t_k, d_v) = q.shape[-2], v.shape[-2:]
+    allowed = attention_mask(mask, False, (*batch, t_q, t_k), op)
+    if allowed is not None:                                    # [..., T_q, T_k] -> [BH, T_q, T_k]
+        allowed = np.broadcast_to(allowed, (*batch, t_q, t_k)).reshape(-1, t_q, t_k)
+    bh = math.prod(batch)
+    q3, k3, v3 = (t.reshape(bh, *t.shape[-2:]) if t.shape[:-2] == batch
+                  else (t + np.zeros((*batch, 1, 1), t.dtype)).reshape(bh, *t.shape[-2:]) for t in (q, k, v))
+    out = apply(ops.Attention, q3, k3, v3, mask=allowed, causal=bool(causal), scale=_scores_scale(q, scale))
+    return out.reshape(*batch, t_q, d_v)                       # [BH, T_q, d_v] -> [..., T_q, d_v]

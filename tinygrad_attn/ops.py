@@ -378,3 +378,23 @@ class LayerNorm(Function):
 
     def backward(self, g):
         return K.layer_norm_backward(g, self.x, self.w, self.mean, self.rstd)
+
+
+class Attention(Function):
+    """out = softmax(scale * q k^T, masked) v in one fused kernel that never stores the (T_q, T_k) weights.
+
+    q (BH, T_q, d), k (BH, T_k, d), v (BH, T_k, d_v); `mask` None or bool broadcastable to
+    (BH, T_q, T_k), True = may attend. Forward keeps only each row's log-sum-exp; backward
+    recomputes the weights P = exp(S - lse) block by block and, with D_i = sum_c dO_ic O_ic,
+    gives dV = P^T dO,  dS = P * (dO V^T - D),  dQ = scale dS K,  dK = scale dS^T Q
+    (kernels.attention_backward; the derivation is in docs/kernels.md).
+    """
+
+    def forward(self, q, k, v, mask, causal, scale):
+        self.q, self.k, self.v, self.mask, self.causal, self.scale = q, k, v, mask, causal, scale
+        self.out, self.lse = K.attention_forward(q, k, v, mask, causal, scale)   # [BH, T_q, d_v], [BH, T_q]
+        return self.out
+
+    def backward(self, g):
+        return K.attention_backward(self.q, self.k, self.v, self.out, g, self.lse, self.mask, self.causal,
+                                    self.scale)

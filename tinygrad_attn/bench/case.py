@@ -1,7 +1,7 @@
 """One benchmark case: several implementations of the same computation, timed side by side."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Self-attention, one head and many, written line by line in the paper's notation (row vectors).
 
-Both layers keep the last attention weights as a numpy array in `.attn`, for inspection and plots.
+Both layers run the fused `F.scaled_dot_product_attention` and keep the last forward's queries and
+keys, so `.attn` (the weights, as a numpy array) is computed only when someone looks at it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,19 @@ from .. import functional as F
 from .. import init
 from ..tensor import Tensor, index_array
 from .module import Module, Parameter
+
+
+class _AttentionWeights:
+    """`.attn` of an attention layer: the last forward's weights, recomputed from its saved Q and K on
+    first access (the fused kernel never stores the (T, T) matrix) and cached until the next forward."""
+
+    def __get__(self, layer, owner=None):
+        if layer is None:
+            return self
+        if layer._attn is None and layer._last_qk is not None:
+            Q, K, mask = layer._last_qk
+            layer._attn = F.attention_weights(Q, K, mask, layer.causal, layer.scale)
+        return layer._attn
 
 
 def _check_input(layer: str, x: Tensor, d_model: int) -> None:
@@ -49,34 +63,49 @@ class SelfAttention(Module):
     d_v default to d_model; each starts xavier-uniform, as PyTorch's separate q/k/v projections.
     `mask` (True = may attend) and `causal` work as in `F.scaled_dot_product_attention`.
 
-    After each forward, `.attn` is P as a numpy array (..., T, T), and `.intermediates` maps "Q",
-    "K", "V", "S", "P", "H" to the Tensors of that forward: call `.retain_grad()` on any of them
-    before `backward()` to read dL/dS, dL/dP, ... in its `.grad`.
+    `scale` replaces 1/sqrt(d_k) (`scale=1.0` drops it, to see what it is for).
+
+    By default the last three lines run as one fused op (`F.scaled_dot_product_attention`), which
+    never stores S or P. With `keep_intermediates=True` (an argument or an attribute) they run op by
+    op as written above, and `.intermediates` maps "Q", "K", "V", "S", "P", "H" to the Tensors of
+    the last forward: call `.retain_grad()` on any of them before `backward()` to read dL/dS,
+    dL/dP, ... in its `.grad`. Either way, after each forward `.attn` is P as a numpy array
+    (..., T, T); on the fused path it is recomputed from the saved Q and K when first read.
     """
 
-    def __init__(self, d_model: int, d_k: int | None = None, d_v: int | None = None, causal: bool = False):
+    attn = _AttentionWeights()
+
+    def __init__(self, d_model: int, d_k: int | None = None, d_v: int | None = None, causal: bool = False,
+                 scale: float | None = None, keep_intermediates: bool = False):
         self.d_model = d_model
         self.d_k = d_model if d_k is None else d_k
         self.d_v = d_model if d_v is None else d_v
-        self.causal = causal
+        self.causal, self.keep_intermediates = causal, keep_intermediates
+        self.scale = 1.0 / math.sqrt(self.d_k) if scale is None else float(scale)
         self.W_q = Parameter(init.xavier_uniform((d_model, self.d_k), d_model, self.d_k))
         self.W_k = Parameter(init.xavier_uniform((d_model, self.d_k), d_model, self.d_k))
         self.W_v = Parameter(init.xavier_uniform((d_model, self.d_v), d_model, self.d_v))
-        self.attn: np.ndarray | None = None
+        self._attn: np.ndarray | None = None
+        self._last_qk: tuple | None = None
         self.intermediates: dict[str, Tensor] = {}
 
     def forward(self, x: Tensor, mask=None) -> Tensor:
         _check_input("SelfAttention", x, self.d_model)
+        if mask is not None:                                   # fail early, naming this layer
+            F.attention_mask(mask, False, (*x.shape[:-1], x.shape[-2]), "SelfAttention")
         Q = x @ self.W_q                                       # [B, T, d_model] @ [d_model, d_k] -> [B, T, d_k]
         K = x @ self.W_k                                       # [B, T, d_model] @ [d_model, d_k] -> [B, T, d_k]
         V = x @ self.W_v                                       # [B, T, d_model] @ [d_model, d_v] -> [B, T, d_v]
-        S = Q @ K.transpose(-2, -1) / math.sqrt(self.d_k)      # [B, T, d_k] @ [B, d_k, T] -> [B, T, T]
+        if not self.keep_intermediates:                        # one fused op: S and P are never stored
+            self._attn, self._last_qk = None, (Q.detach(), K.detach(), mask)
+            return F.scaled_dot_product_attention(Q, K, V, mask, self.causal, self.scale)   # [B, T, d_v]
+        S = Q @ K.transpose(-2, -1) * self.scale               # [B, T, d_k] @ [B, d_k, T] -> [B, T, T]
         allowed = F.attention_mask(mask, self.causal, S.shape, "SelfAttention")
         if allowed is not None:
             S = S.masked_fill(~allowed, -math.inf)             # [B, T, T], -inf where query i may not see key j
         P = S.softmax(-1)                                      # [B, T, T], row i sums to 1 (all 0 if fully masked)
         H = P @ V                                              # [B, T, T] @ [B, T, d_v] -> [B, T, d_v]
-        self.attn = P.data.copy()
+        self._attn, self._last_qk = P.data, None
         self.intermediates = {"Q": Q, "K": K, "V": V, "S": S, "P": P, "H": H}
         return H
 
@@ -91,21 +120,26 @@ class MultiHeadAttention(Module):
     Parameters `W_q`, `W_k`, `W_v`, `W_o`, each (d_model, d_model), no bias. Like PyTorch's
     `nn.MultiheadAttention`, W_q, W_k, W_v start xavier-uniform as one (d_model, 3 d_model) block
     and W_o as a Linear, U(-1/sqrt(d_model), 1/sqrt(d_model)). `mask` (True = may attend) is
-    (T, T) or (B, T, T) and applies to every head. After each forward, `.attn` holds the weights
-    as a numpy array (..., n_heads, T, T).
+    (T, T) or (B, T, T) and applies to every head; `scale` replaces 1/sqrt(d_h). The heads run as
+    one fused op; after each forward, `.attn` holds the weights as a numpy array
+    (..., n_heads, T, T), recomputed from the saved Q and K when first read.
     """
 
-    def __init__(self, d_model: int, n_heads: int, causal: bool = False):
+    attn = _AttentionWeights()
+
+    def __init__(self, d_model: int, n_heads: int, causal: bool = False, scale: float | None = None):
         if n_heads <= 0 or d_model % n_heads != 0:
             raise ValueError(f"MultiHeadAttention: d_model={d_model} must be a positive multiple of "
                              f"n_heads={n_heads} (each head gets d_model / n_heads columns)")
         self.d_model, self.n_heads, self.d_h, self.causal = d_model, n_heads, d_model // n_heads, causal
+        self.scale = 1.0 / math.sqrt(self.d_h) if scale is None else float(scale)
         shape = (d_model, d_model)
         self.W_q = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))
         self.W_k = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))
         self.W_v = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))
         self.W_o = Parameter(init.uniform(shape, 1.0 / math.sqrt(d_model)))
-        self.attn: np.ndarray | None = None
+        self._attn: np.ndarray | None = None
+        self._last_qk: tuple | None = None
 
     def _split_heads(self, t: Tensor) -> Tensor:
         """[..., T, d_model] -> [..., n_heads, T, d_h]: head h gets columns h*d_h:(h+1)*d_h."""
@@ -123,8 +157,8 @@ class MultiHeadAttention(Module):
         Q = self._split_heads(x @ self.W_q)                    # [B, T, d_model] -> [B, n_heads, T, d_h]
         K = self._split_heads(x @ self.W_k)                    # [B, T, d_model] -> [B, n_heads, T, d_h]
         V = self._split_heads(x @ self.W_v)                    # [B, T, d_model] -> [B, n_heads, T, d_h]
-        H, P = F.attention(Q, K, V, mask, self.causal)         # [B, n_heads, T, d_h], [B, n_heads, T, T]
+        H = F.scaled_dot_product_attention(Q, K, V, mask, self.causal, self.scale)   # [B, n_heads, T, d_h]
+        self._attn, self._last_qk = None, (Q.detach(), K.detach(), mask)
         H = H.transpose(-3, -2)                                # [B, T, n_heads, d_h]
         H = H.reshape(*H.shape[:-2], self.d_model)             # [B, T, d_model]: [H_0 | H_1 | ...]
-        self.attn = P.data.copy()
         return H @ self.W_o                                    # [B, T, d_model] @ [d_model, d_model] -> [B, T, d_model]

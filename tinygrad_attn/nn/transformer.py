@@ -13,14 +13,15 @@ class TransformerBlock(Module):
 
     Pre-LN (as GPT-2): each branch sees a normalised copy of x, while x itself, the residual
     stream, is only ever added to, so gradients reach early layers unchanged through the sums.
-    d_ff (the MLP's hidden width) defaults to 4 d_model. Submodules: `ln1`, `mha`, `ln2`, `mlp`.
+    d_ff (the MLP's hidden width) defaults to 4 d_model; `scale` goes to the attention (None:
+    1/sqrt(d_h)). Submodules: `ln1`, `mha`, `ln2`, `mlp`.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, causal: bool = False,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, scale: float | None = None):
         d_ff = 4 * d_model if d_ff is None else d_ff
         self.ln1 = LayerNorm(d_model)
-        self.mha = MultiHeadAttention(d_model, n_heads, causal)
+        self.mha = MultiHeadAttention(d_model, n_heads, causal, scale)
         self.ln2 = LayerNorm(d_model)
         self.mlp = Sequential(Linear(d_model, d_ff), GELU(), Linear(d_ff, d_model))
         self.dropout = Dropout(dropout)
