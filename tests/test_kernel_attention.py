@@ -1,0 +1,180 @@
+"""Fused attention kernels (Numba) against the numpy reference, and the reference against finite differences."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinygrad_attn.kernels import attention, attention_reference
+
+TOL = {np.float32: 1e-5, np.float64: 1e-10}
+
+
+def _noncontiguous(x: np.ndarray) -> np.ndarray:
+    """The same values as x in a strided view: every other element of a wider, transposed buffer."""
+    wide = np.zeros((x.shape[2] * 2, x.shape[0], x.shape[1]), x.dtype)
+    wide[::2] = x.transpose(2, 0, 1)
+    view = wide[::2].transpose(1, 2, 0)
+    assert not view.flags.c_contiguous and np.array_equal(view, x)
+    return view
+
+
+def _make_mask(kind: str, rng, bh: int, tq: int, tk: int) -> np.ndarray | None:
+    """None, a padding mask (BH, 1, Tk) broadcast over queries, a shared (Tq, Tk) mask broadcast over heads,
+    or a full (BH, Tq, Tk) mask; always passed as np.broadcast_to(..., (BH, Tq, Tk)) like the ops layer."""
+    if kind == "none":
+        return None
+    if kind == "padding":
+        lengths = rng.integers(1, tk + 1, size=bh)
+        mask = np.arange(tk)[None, None, :] < lengths[:, None, None]
+    elif kind == "shared":
+        mask = rng.random((tq, tk)) < 0.7
+    else:
+        mask = rng.random((bh, tq, tk)) < 0.6
+    return np.broadcast_to(mask, (bh, tq, tk))
+
+
+def _compare(got, want, dtype, what):
+    """Close within TOL relative to the largest magnitude of the reference (element-wise rtol and atol)."""
+    tol = TOL[dtype]
+    assert got.shape == want.shape and got.dtype == want.dtype, what
+    assert np.all(np.isfinite(got)), f"{what}: non-finite values"
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, float(np.max(np.abs(want)))), err_msg=what)
+
+
+def _check(bh, tq, tk, d, dv, causal, mask_kind, dtype, contiguous=True, seed=0):
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.standard_normal(s).astype(dtype) for s in [(bh, tq, d), (bh, tk, d), (bh, tk, dv)])
+    do = rng.standard_normal((bh, tq, dv)).astype(dtype)
+    if not contiguous:
+        q, k, v, do = (_noncontiguous(x) for x in (q, k, v, do))
+    mask = _make_mask(mask_kind, rng, bh, tq, tk)
+    scale = 1.0 / np.sqrt(d)
+    o, lse = attention.attention_forward(q, k, v, mask, causal, scale)
+    o_ref, lse_ref = attention_reference.attention_forward(q, k, v, mask, causal, scale)
+    _compare(o, o_ref, dtype, "o")
+    assert lse.shape == lse_ref.shape and lse.dtype == lse_ref.dtype
+    assert np.array_equal(np.isneginf(lse), np.isneginf(lse_ref)), "fully masked rows differ"
+    live = np.isfinite(lse_ref)
+    _compare(lse[live], lse_ref[live], dtype, "lse")
+    grads = attention.attention_backward(q, k, v, o, do, lse, mask, causal, scale)
+    grads_ref = attention_reference.attention_backward(q, k, v, o_ref, do, lse_ref, mask, causal, scale)
+    for name, g, g_ref in zip(("dq", "dk", "dv"), grads, grads_ref):
+        _compare(g, g_ref, dtype, name)
+    return o, lse, grads
+
+
+SHAPES = [   # (BH, Tq, Tk, d, dv)
+    (1, 1, 1, 1, 1),
+    (2, 1, 9, 5, 3),
+    (2, 7, 1, 4, 4),
+    (3, 37, 37, 17, 17),
+    (2, 65, 130, 33, 7),      # T not a multiple of the block size, Tq != Tk, odd d, dv != d
+    (2, 130, 65, 64, 48),     # Tq > Tk (causal: top-left aligned)
+    (4, 150, 150, 64, 64),    # large enough for the threaded path
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_matches_reference(shape, causal, dtype):
+    _check(*shape, causal, "none", dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mask_kind", ["padding", "shared", "full"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_matches_reference_with_mask(mask_kind, causal, dtype):
+    _check(3, 70, 90, 24, 40, causal, mask_kind, dtype, seed=1)
+    _check(2, 140, 140, 64, 64, causal, mask_kind, dtype, seed=2)   # threaded path
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("causal", [False, True])
+def test_noncontiguous_inputs(causal, dtype):
+    _check(2, 70, 66, 20, 12, causal, "padding", dtype, contiguous=False)
+    _check(2, 150, 150, 64, 64, causal, "none", dtype, contiguous=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fully_masked_rows_give_zeros_and_no_nan(dtype):
+    bh, tq, tk = 2, 70, 80
+    rng = np.random.default_rng(3)
+    mask = rng.random((bh, tq, tk)) < 0.5
+    mask[0, 5] = False                       # one fully masked query row
+    mask[1, 60:] = False                     # a run of them, across a block boundary
+    mask[:, :, 7] = False                    # a key nobody attends to
+    q, k, v, do = (rng.standard_normal((bh, n, 16)).astype(dtype) for n in (tq, tk, tk, tq))
+    o, lse = attention.attention_forward(q, k, v, mask, False, 0.25)
+    dq, dk, dv = attention.attention_backward(q, k, v, o, do, lse, mask, False, 0.25)
+    for x in (o, dq, dk, dv):
+        assert np.all(np.isfinite(x))
+    assert np.all(o[0, 5] == 0) and np.all(o[1, 60:] == 0)
+    assert np.isneginf(lse[0, 5]) and np.all(np.isneginf(lse[1, 60:]))
+    assert np.all(dq[0, 5] == 0) and np.all(dq[1, 60:] == 0)
+    assert np.all(dk[:, 7] == 0) and np.all(dv[:, 7] == 0)
+    o_ref, lse_ref = attention_reference.attention_forward(q, k, v, mask, False, 0.25)
+    _compare(o, o_ref, dtype, "o")
+    for name, g, g_ref in zip(("dq", "dk", "dv"), (dq, dk, dv),
+                              attention_reference.attention_backward(q, k, v, o_ref, do, lse_ref, mask, False, 0.25)):
+        _compare(g, g_ref, dtype, name)
+
+
+def test_causal_with_more_keys_than_queries_is_top_left_aligned():
+    rng = np.random.default_rng(4)
+    q, k, v = (rng.standard_normal((1, n, 8)) for n in (3, 5, 5))
+    o, _ = attention.attention_forward(q, k, v, None, True, 0.5)
+    np.testing.assert_allclose(o[0, 0], v[0, 0], rtol=1e-12)   # query 0 sees key 0 only
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_reference_backward_matches_finite_differences(causal):
+    """The ground truth itself: central differences of L = sum(o * do) in float64."""
+    rng = np.random.default_rng(5)
+    bh, tq, tk, d, dv = 2, 3, 4, 3, 2
+    q, k, v = rng.standard_normal((bh, tq, d)), rng.standard_normal((bh, tk, d)), rng.standard_normal((bh, tk, dv))
+    do = rng.standard_normal((bh, tq, dv))
+    mask = np.broadcast_to(rng.random((bh, tq, tk)) < 0.7, (bh, tq, tk)).copy()
+    mask[1, 2] = False                                           # a fully masked row
+    scale = 0.7
+
+    def loss(q, k, v):
+        return np.sum(attention_reference.attention_forward(q, k, v, mask, causal, scale)[0] * do)
+
+    o, lse = attention_reference.attention_forward(q, k, v, mask, causal, scale)
+    grads = attention_reference.attention_backward(q, k, v, o, do, lse, mask, causal, scale)
+    eps = 1e-6
+    for which, g in enumerate(grads):
+        args = [q, k, v]
+        numeric = np.zeros_like(args[which])
+        for idx in np.ndindex(*args[which].shape):
+            plus, minus = [a.copy() for a in args], [a.copy() for a in args]
+            plus[which][idx] += eps
+            minus[which][idx] -= eps
+            numeric[idx] = (loss(*plus) - loss(*minus)) / (2 * eps)
+        np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_runs_with_jit_disabled():
+    """NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (the stack tiles and exp2 have numpy fallbacks)."""
+    code = (
+        "import numpy as np\n"
+        "from tinygrad_attn.kernels import attention as A, attention_reference as R\n"
+        "rng = np.random.default_rng(0)\n"
+        "q, k, v, do = (rng.standard_normal((1, n, 3)) for n in (3, 5, 5, 3))\n"
+        "mask = np.broadcast_to(np.array([True, True, False, True, True]), (1, 3, 5))\n"
+        "o, lse = A.attention_forward(q, k, v, mask, True, 0.5)\n"
+        "g = A.attention_backward(q, k, v, o, do, lse, mask, True, 0.5)\n"
+        "o2, lse2 = R.attention_forward(q, k, v, mask, True, 0.5)\n"
+        "g2 = R.attention_backward(q, k, v, o2, do, lse2, mask, True, 0.5)\n"
+        "for a, b in zip((o, lse) + g, (o2, lse2) + g2):\n"
+        "    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -1,0 +1,413 @@
+"""Fused, flash-style scaled-dot-product attention in Numba (forward and backward).
+
+Math (per head b, query i, key j; `scale` is usually 1/sqrt(d)):
+
+    s_ij  = scale * q_i . k_j                 (-inf where the pair is masked out)
+    lse_i = log sum_j exp(s_ij)
+    o_i   = sum_j exp(s_ij - lse_i) v_j
+
+The forward never builds the (Tq, Tk) matrix: each task owns BQ query rows and streams over blocks of BK keys
+with an *online softmax* (running max m, running sum l, and a rescale of the partial output whenever m grows).
+Only lse is saved. The backward recomputes p_ij = exp(s_ij - lse_i) block by block, exactly like the forward.
+
+Implementation choices (read these before the code):
+
+* Scores are kept in base 2: each block of q k^T is multiplied by scale * log2(e), so s2 = s * log2(e) and
+  exp(s - m) becomes exp2(s2 - m2), which `_exp2` evaluates with a polynomial and an exponent-bit add
+  (vectorises; no libm call).
+* Every product is a small matrix product C (+)= A @ B done by `_gemm_tile` on a register tile that lives on
+  the thread's stack (`_score_tile`, `_feature_tile`). A stack buffer provably aliases nothing else, so LLVM
+  keeps the whole tile in vector registers across the reduction loop; a heap scratch would be reloaded and
+  stored on every step (about 3x slower).
+* Inputs are used as zero-padded, C-contiguous layouts (copied only when needed, plus k^T for the forward:
+  O(T*d) extra memory): rows padded to the block sizes and feature dimensions to FW, so tiles need no edge
+  cases. Padded keys are masked out, padded query rows are discarded.
+* Tasks are spread over threads with `numba.prange`; problems too small to amortise the thread pool run the
+  same block functions serially.
+
+lse is returned in natural-log units; a fully masked row has lse = -inf, o = 0 and zero gradients.
+"""
+
+import math
+
+import numba
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+BQ = 64            # query rows per task (forward) / per inner block (backward)
+BK = 64            # keys per block
+FW = 32            # columns of a feature tile; d and dv are padded to a multiple of FW
+TR = 4             # rows of a register tile: 4 x BK for scores (16 AVX-512 registers), 4 x FW for features
+SERIAL_WORK = 1 << 21   # below this many multiply-adds (BH * Tq * Tk * (d + dv)) run without threads
+
+LOG2E = 1.0 / math.log(2.0)
+LN2 = math.log(2.0)
+
+# Fast-math without "ninf": masked scores are -inf and must compare and exponentiate correctly. "nnan" is safe
+# because no step produces a NaN from finite inputs (-inf - -inf is avoided explicitly); it lets LLVM
+# vectorise the row maximum.
+_FASTMATH = {"nnan", "contract", "reassoc", "nsz", "arcp", "afn"}
+_JIT = {"cache": True, "fastmath": _FASTMATH, "nogil": True}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Low-level building blocks: a stack tile, exp2, and the tile matrix product
+# --------------------------------------------------------------------------------------------------------------
+
+def _make_stack_tile(rows: int, cols: int):
+    """Build `tile(dtype)`: a (rows, cols) scratch array on the calling thread's stack (numpy when JIT is off)."""
+
+    def tile(dtype):
+        return np.empty((rows, cols), dtype)
+
+    @intrinsic
+    def _alloca(typingctx, dtype):
+        def codegen(context, builder, signature, args):
+            return cgutils.alloca_once(builder, context.get_value_type(dtype.dtype), size=rows * cols)
+        return types.CPointer(dtype.dtype)(dtype), codegen
+
+    # inline="always" puts the alloca in the caller's frame, so the buffer lives as long as the caller.
+    @overload(tile, inline="always")
+    def _tile_impl(dtype):
+        return lambda dtype: numba.carray(_alloca(dtype), (rows, cols))
+
+    return tile
+
+
+_score_tile = _make_stack_tile(TR, BK)
+_feature_tile = _make_stack_tile(TR, FW)
+
+
+@intrinsic
+def _times_pow2(typingctx, x, n):
+    """x * 2**n for an integer n of x's bit width, by adding n to the exponent field (no range checks)."""
+    if not isinstance(x, types.Float) or not isinstance(n, types.Integer) or x.bitwidth != n.bitwidth:
+        return None
+    mantissa_bits = 23 if x.bitwidth == 32 else 52
+
+    def codegen(context, builder, signature, args):
+        xv, nv = args
+        int_ty = context.get_value_type(n)
+        bits = builder.add(builder.bitcast(xv, int_ty), builder.shl(nv, int_ty(mantissa_bits)))
+        return builder.bitcast(bits, xv.type)
+    return x(x, n), codegen
+
+
+def _exp2(x):
+    """2**x for x <= 0 (x may be -inf); the compiled version below is a polynomial, this is the no-JIT fallback."""
+    return np.exp2(x)
+
+
+@overload(_exp2, inline="always", jit_options={"fastmath": _FASTMATH})
+def _exp2_impl(x):
+    """2**x = 2**n * 2**f with n = round(x), f in [-1/2, 1/2]: a polynomial for 2**f, n added to the exponent.
+
+    Results below 2**-125 (float32) / 2**-1021 (float64) are flushed to 0, which also maps -inf to 0.
+    float32 uses the Cephes exp2f minimax polynomial (rel. error ~2e-7), float64 the degree-12 Taylor
+    series of exp(f ln 2) (truncation error < 2e-16)."""
+    if x == types.float32:
+        f32 = np.float32
+        lo, half, one = f32(-125.0), f32(0.5), f32(1.0)
+        c0, c1, c2 = f32(1.535336188319500e-4), f32(1.339887440266574e-3), f32(9.618437357674640e-3)
+        c3, c4, c5 = f32(5.550332471162809e-2), f32(2.402264791363012e-1), f32(6.931472028550421e-1)
+
+        def impl32(x):
+            t = max(x, lo)
+            n = np.floor(t + half)
+            f = t - n
+            p = one + f * (c5 + f * (c4 + f * (c3 + f * (c2 + f * (c1 + f * c0)))))
+            return _times_pow2(p, np.int32(n)) * f32(x >= lo)   # the product is finite: * 0 gives exactly 0
+        return impl32
+    if x == types.float64:
+        c = tuple(LN2 ** i / math.factorial(i) for i in range(13))
+
+        def impl64(x):
+            t = max(x, -1021.0)
+            n = np.floor(t + 0.5)
+            f = t - n
+            p = c[0] + f * (c[1] + f * (c[2] + f * (c[3] + f * (c[4] + f * (c[5] + f * (c[6] + f * (
+                c[7] + f * (c[8] + f * (c[9] + f * (c[10] + f * (c[11] + f * c[12])))))))))))
+            return _times_pow2(p, np.int64(n)) * np.float64(x >= -1021.0)
+        return impl64
+    return None
+
+
+@numba.njit(inline="always", **_JIT)
+def _gemm_tile(tile, c, cr, cc, a, ar, ac, b, br, bc, n, accumulate):
+    """C[cr:cr+4, cc:cc+W] (+)= A[ar:ar+4, ac:ac+n] @ B[br:br+n, bc:bc+W], with (4, W) = tile.shape.
+
+    The 4 x W partial sums live in `tile` (a stack tile, i.e. registers). Each step t reads one row of B
+    contiguously (W/16 vector loads in float32) and broadcasts four elements of A: 4*W/16 vector FMAs for
+    4 + W/16 loads. The four rows are written out by hand so that LLVM vectorises the w loop once and
+    shares each B load between the rows. Column indices are unsigned so that Numba emits no negative-index
+    wraparound: with a signed runtime offset LLVM cannot prove the columns contiguous and falls back to
+    gathers and scatters (about 5x slower)."""
+    width = tile.shape[1]
+    for r in range(4):
+        for w in range(width):
+            tile[r, w] = c[cr + r, np.uint64(cc + w)] if accumulate else 0
+    for t in range(n):
+        x0, x1, x2, x3 = a[ar, ac + t], a[ar + 1, ac + t], a[ar + 2, ac + t], a[ar + 3, ac + t]
+        for w in range(width):
+            y = b[br + t, np.uint64(bc + w)]
+            tile[0, w] += x0 * y
+            tile[1, w] += x1 * y
+            tile[2, w] += x2 * y
+            tile[3, w] += x3 * y
+    for r in range(4):
+        for w in range(width):
+            c[cr + r, np.uint64(cc + w)] = tile[r, w]
+
+
+@numba.njit(inline="always", **_JIT)
+def _scale_and_mask(s, factor, mask, causal, b, i0, j0, tq, tk):
+    """s *= factor (scale * log2(e)), then s[i, j] = -inf unless query i0+i may attend key j0+j: mask[b, i, j]
+    is True, j <= i when causal, and neither index is padding. Row i allows at most keys j < stop, a prefix."""
+    for i in range(BQ):
+        gi = i0 + i
+        stop = min(BK, tk - j0, gi - j0 + 1) if causal else min(BK, tk - j0)
+        if gi >= tq:
+            stop = 0
+        stop = max(stop, 0)
+        for j in range(stop):
+            s[i, j] *= factor
+        if mask is not None:
+            for j in range(stop):
+                if not mask[b, gi, j0 + j]:
+                    s[i, j] = -np.inf
+        for j in range(stop, BK):
+            s[i, j] = -np.inf
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Forward
+# --------------------------------------------------------------------------------------------------------------
+
+@numba.njit(**_JIT)
+def _forward_block(q, kt, v, factor, mask, causal, tq, tk, b, i0, o, lse2):
+    """Rows i0:i0+BQ of head b: stream over key blocks with an online softmax, write o and lse2 = lse*log2(e).
+
+    Scores are kept in base 2: s2 = factor * q k^T with factor = scale * log2(e).
+    Per row i the invariants after each key block are m_i = max_j s2_ij, l_i = sum_j 2**(s2_ij - m_i) and
+    o_i = sum_j 2**(s2_ij - m_i) v_j over the keys seen so far; a new block with a larger max rescales l_i and
+    o_i by alpha_i = 2**(m_old - m_new). At the end o_i /= l_i and lse2_i = m_i + log2(l_i)."""
+    dtype = q.dtype
+    s = np.empty((BQ, BK), dtype)                 # scores of the current block, then its probabilities
+    m = np.full(BQ, -np.inf, dtype)               # running max of s2 per row
+    l = np.zeros(BQ, dtype)                       # running sum of 2**(s2 - m) per row
+    alpha = np.empty(BQ, dtype)                   # rescale factor of the current block
+    score_tile = _score_tile(dtype)
+    feature_tile = _feature_tile(dtype)
+    qb, ktb, vb, ob = q[b], kt[b], v[b], o[b]    # ob (zeros on entry) is the unnormalised accumulator
+    d, dv = q.shape[2], v.shape[2]
+    key_end = min(i0 + BQ, tq, tk) if causal else tk  # causal: keys after the block's last query are unused
+    for j0 in range(0, key_end, BK):
+        for i in range(0, BQ, TR):                # s2 = factor * q @ k^T
+            _gemm_tile(score_tile, s, i, 0, qb, i0 + i, 0, ktb, 0, j0, d, False)
+        _scale_and_mask(s, factor, mask, causal, b, i0, j0, tq, tk)
+        for i in range(BQ):                       # online softmax: new max, rescale, probabilities
+            m_new = m[i]
+            for j in range(BK):
+                m_new = max(m_new, s[i, j])
+            if m_new == -np.inf:                  # no allowed key yet in this row
+                alpha[i] = 1.0
+                for j in range(BK):
+                    s[i, j] = 0.0
+                continue
+            alpha[i] = _exp2(m[i] - m_new)
+            total = 0.0
+            for j in range(BK):
+                p = _exp2(s[i, j] - m_new)
+                s[i, j] = p
+                total += p
+            l[i] = l[i] * alpha[i] + total
+            m[i] = m_new
+        for i in range(BQ):                       # acc *= alpha: old terms re-expressed relative to m_new
+            for c in range(dv):
+                ob[i0 + i, c] *= alpha[i]
+        for i in range(0, BQ, TR):                # o += p @ v_block
+            for c0 in range(0, dv, FW):
+                _gemm_tile(feature_tile, ob, i0 + i, c0, s, i, 0, vb, j0, c0, BK, True)
+    for i in range(BQ):
+        inv = 1.0 / l[i] if l[i] > 0 else 0.0     # fully masked row: o = 0, lse = -inf
+        for c in range(dv):
+            ob[i0 + i, c] *= inv
+        lse2[b, i0 + i] = m[i] + np.log2(l[i]) if l[i] > 0 else -np.inf
+
+
+@numba.njit(parallel=True, **_JIT)
+def _forward_parallel(q, kt, v, factor, mask, causal, tq, tk, o, lse2):
+    """One thread-pool task per (head, query block)."""
+    n_qb = q.shape[1] // BQ
+    for task in numba.prange(q.shape[0] * n_qb):
+        _forward_block(q, kt, v, factor, mask, causal, tq, tk, task // n_qb, (task % n_qb) * BQ, o, lse2)
+
+
+@numba.njit(**_JIT)
+def _forward_serial(q, kt, v, factor, mask, causal, tq, tk, o, lse2):
+    """The same tasks as `_forward_parallel`, one after another (small problems)."""
+    n_qb = q.shape[1] // BQ
+    for task in range(q.shape[0] * n_qb):
+        _forward_block(q, kt, v, factor, mask, causal, tq, tk, task // n_qb, (task % n_qb) * BQ, o, lse2)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Backward
+# --------------------------------------------------------------------------------------------------------------
+
+@numba.njit(**_JIT)
+def _backward_block(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk, b, j0, dq, dk, dv):
+    """Keys j0:j0+BK of head b against every query block that can see them.
+
+    Race-free by construction: this task is the only writer of dk, dv rows j0:j0+BK, so they accumulate in
+    place across query blocks; dq rows are shared by all key blocks, so each worker passes its own dq buffer
+    and the caller sums the buffers (O(workers * T * d) memory, and no second pass over all (query, key)
+    blocks, which would recompute the scores and dp once more).
+    ds is dL/ds for the scores s = scale * q k^T; dk accumulates ds^T @ q and dq accumulates ds @ k, and the
+    caller multiplies both by scale. lse2 = lse * log2(e) and factor = scale * log2(e), as in the forward."""
+    dtype = q.dtype
+    d, dvw = q.shape[2], do.shape[2]
+    p = np.empty((BQ, BK), dtype)                 # scores, then probabilities
+    ds = np.empty((BQ, BK), dtype)                # dp, then ds
+    ktb = np.empty((d, BK), dtype)                # k^T and v^T of this task's keys: the B operands of s and dp
+    vtb = np.empty((dvw, BK), dtype)
+    score_tile = _score_tile(dtype)
+    feature_tile = _feature_tile(dtype)
+    qb, kb, vb, dob = q[b], k[b], v[b], do[b]
+    dqb, dkb, dvb = dq[b], dk[b], dv[b]
+    for j in range(BK):
+        for c in range(d):
+            ktb[c, j] = kb[j0 + j, c]
+        for c in range(dvw):
+            vtb[c, j] = vb[j0 + j, c]
+    query_start = (j0 // BQ) * BQ if causal else 0  # causal: queries before key j0 never attend this block
+    for i0 in range(query_start, q.shape[1], BQ):
+        for i in range(0, BQ, TR):                # forward: s2 = factor * q @ k^T
+            _gemm_tile(score_tile, p, i, 0, qb, i0 + i, 0, ktb, 0, 0, d, False)
+        _scale_and_mask(p, factor, mask, causal, b, i0, j0, tq, tk)
+        for i in range(BQ):                       # forward: p = exp(s - lse), normalised by the saved lse
+            row_lse = lse2[b, i0 + i]
+            if row_lse == -np.inf:                # fully masked row: p = 0 (exp(-inf - -inf) would be NaN)
+                for j in range(BK):
+                    p[i, j] = 0.0
+                continue
+            for j in range(BK):
+                p[i, j] = _exp2(p[i, j] - row_lse)
+        for i in range(0, BQ, TR):                # forward o = p @ v  =>  dp = do @ v^T
+            _gemm_tile(score_tile, ds, i, 0, dob, i0 + i, 0, vtb, 0, 0, dvw, False)
+        for i in range(BQ):                       # softmax backward: ds = p * (dp - D), D_i = do_i . o_i
+            row_d = big_d[b, i0 + i]
+            for j in range(BK):
+                ds[i, j] = p[i, j] * (ds[i, j] - row_d)
+        for j in range(0, BK, TR):                # forward o = p @ v   =>  dv += p^T @ do
+            for c0 in range(0, dvw, FW):
+                _gemm_tile(feature_tile, dvb, j0 + j, c0, p.T, j, 0, dob, i0, c0, BQ, True)
+        for j in range(0, BK, TR):                # forward s = q k^T  =>  dk += ds^T @ q
+            for c0 in range(0, d, FW):
+                _gemm_tile(feature_tile, dkb, j0 + j, c0, ds.T, j, 0, qb, i0, c0, BQ, True)
+        for i in range(0, BQ, TR):                # forward s = q k^T  =>  dq += ds @ k
+            for c0 in range(0, d, FW):
+                _gemm_tile(feature_tile, dqb, i0 + i, c0, ds, i, 0, kb, j0, c0, BK, True)
+
+
+@numba.njit(parallel=True, **_JIT)
+def _backward_parallel(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk, dq_part, dk, dv):
+    """One prange iteration per worker w = 0 .. len(dq_part)-1; worker w takes the (head, key block) tasks
+    w, w + workers, ... (interleaved, which also balances causal work) and accumulates dq in dq_part[w]."""
+    n_kb = k.shape[1] // BK
+    n_tasks = q.shape[0] * n_kb
+    workers = dq_part.shape[0]
+    for w in numba.prange(workers):
+        for task in range(w, n_tasks, workers):
+            _backward_block(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk,
+                            task // n_kb, (task % n_kb) * BK, dq_part[w], dk, dv)
+
+
+@numba.njit(**_JIT)
+def _backward_serial(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk, dq_part, dk, dv):
+    """The same tasks as `_backward_parallel`, one after another, all into dq_part[0] (small problems)."""
+    n_kb = k.shape[1] // BK
+    for task in range(q.shape[0] * n_kb):
+        _backward_block(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk,
+                        task // n_kb, (task % n_kb) * BK, dq_part[0], dk, dv)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Python wrappers: padding, layouts, units
+# --------------------------------------------------------------------------------------------------------------
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _padded(x: np.ndarray, rows: int, cols: int, transpose: bool = False) -> np.ndarray:
+    """x (BH, n, c), or x^T when `transpose`, as a zero-padded C-contiguous (BH, rows, cols) array; x itself
+    when it already is one (fresh buffers cost page faults, which matter at these sizes)."""
+    src = x.transpose(0, 2, 1) if transpose else x
+    if src.shape[1:] == (rows, cols) and src.flags.c_contiguous:
+        return src
+    out = np.zeros((x.shape[0], rows, cols), x.dtype)
+    out[:, :src.shape[1], :src.shape[2]] = src
+    return out
+
+
+def _mask_arg(mask: np.ndarray | None, shape: tuple[int, int, int]) -> np.ndarray | None:
+    """The mask as a read-only bool view of shape (BH, Tq, Tk) (any strides, including 0), or None. Always
+    read-only, so that writable and broadcast masks share one compiled specialisation."""
+    return None if mask is None else np.broadcast_to(np.asarray(mask, dtype=bool), shape)
+
+
+def _is_small(bh: int, tq: int, tk: int, d: int, dv: int) -> bool:
+    return bh * tq * tk * (d + dv) < SERIAL_WORK
+
+
+def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, causal: bool,
+                      scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """o = softmax(scale * q k^T, masked) @ v and lse_i = log sum_j exp(s_ij), without a (Tq, Tk) matrix.
+
+    q (BH, Tq, d), k (BH, Tk, d), v (BH, Tk, dv), one float dtype; mask None or bool broadcastable to
+    (BH, Tq, Tk), True = may attend; causal: key j <= query i. Returns o (BH, Tq, dv) and lse (BH, Tq) in q's
+    dtype; a fully masked row has o = 0 and lse = -inf."""
+    bh, tq, d = q.shape
+    tk, dv = v.shape[1], v.shape[2]
+    tqp, tkp, dp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(d, FW), _round_up(dv, FW)
+    qp, kt, vp = _padded(q, tqp, dp), _padded(k, dp, tkp, transpose=True), _padded(v, tkp, dvp)
+    o = np.zeros((bh, tqp, dvp), q.dtype)
+    lse2 = np.empty((bh, tqp), q.dtype)
+    run = _forward_serial if _is_small(bh, tq, tk, d, dv) else _forward_parallel
+    run(qp, kt, vp, q.dtype.type(scale * LOG2E), _mask_arg(mask, (bh, tq, tk)), bool(causal), tq, tk, o, lse2)
+    return np.ascontiguousarray(o[:, :tq, :dv]), lse2[:, :tq] * q.dtype.type(LN2)
+
+
+def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarray, do: np.ndarray,
+                       lse: np.ndarray, mask: np.ndarray | None, causal: bool,
+                       scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of sum(o * do) w.r.t. q, k, v, recomputing p = exp(s - lse) block by block.
+
+    With D_i = sum_c do_ic o_ic: ds_ij = p_ij (do_i . v_j - D_i); dq_i = scale sum_j ds_ij k_j;
+    dk_j = scale sum_i ds_ij q_i; dv_j = sum_i p_ij do_i. Fully masked rows (lse = -inf) contribute nothing."""
+    bh, tq, d = q.shape
+    tk, dv = v.shape[1], v.shape[2]
+    tqp, tkp, dp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(d, FW), _round_up(dv, FW)
+    dtype = q.dtype
+    qp, kp, vp, dop = _padded(q, tqp, dp), _padded(k, tkp, dp), _padded(v, tkp, dvp), _padded(do, tqp, dvp)
+    lse2 = np.full((bh, tqp), -np.inf, dtype)
+    lse2[:, :tq] = lse * dtype.type(LOG2E)
+    big_d = np.zeros((bh, tqp), dtype)
+    big_d[:, :tq] = np.einsum("bic,bic->bi", do, o)
+    small = _is_small(bh, tq, tk, d, dv)
+    dq_part = np.zeros((1 if small else numba.get_num_threads(), bh, tqp, dp), dtype)
+    dk = np.zeros((bh, tkp, dp), dtype)
+    dvo = np.zeros((bh, tkp, dvp), dtype)
+    run = _backward_serial if small else _backward_parallel
+    run(qp, kp, vp, dop, dtype.type(scale * LOG2E), lse2, big_d, _mask_arg(mask, (bh, tq, tk)), bool(causal),
+        tq, tk, dq_part, dk, dvo)
+    dq = dq_part[0]                                 # in place: every fresh buffer costs page faults
+    for other in dq_part[1:]:
+        dq += other
+    dq *= dtype.type(scale)
+    dk *= dtype.type(scale)
+    return (np.ascontiguousarray(dq[:, :tq, :d]), np.ascontiguousarray(dk[:, :tk, :d]),
+            np.ascontiguousarray(dvo[:, :tk, :dv]))
