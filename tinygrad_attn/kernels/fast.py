@@ -1,3 +1,280 @@
-"""Placeholder until the Numba kernels land: the reference kernels under the fast names."""
+"""The "numba" backend: the same functions as `reference.py`, running the Numba kernels.
 
-from .reference import *  # noqa: F403
+Each wrapper checks that the inputs are float32/float64 (anything else goes to the numpy
+reference), lays the data out the way the kernel wants it (C-contiguous rows; a copy only
+when a view cannot be read that way), allocates the outputs, and picks the single-thread
+(`*_serial`) or the multi-thread (`*_parallel`) kernel by size.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from . import reference
+from .attention import attention_backward, attention_forward  # noqa: F401  (the fused attention kernel)
+from .elementwise import (
+    gelu_backward_parallel,
+    gelu_backward_serial,
+    gelu_parallel,
+    gelu_serial,
+    layer_norm_backward_parallel,
+    layer_norm_backward_serial,
+    layer_norm_parallel,
+    layer_norm_serial,
+)
+from .flags import PARALLEL_MIN_ELEMENTS
+from .loss import (
+    cross_entropy_backward_parallel,
+    cross_entropy_backward_serial,
+    cross_entropy_forward_parallel,
+    cross_entropy_forward_serial,
+)
+from .matmul import (
+    MR,
+    SMALL_K,
+    matmul_parallel,
+    matmul_serial,
+    matmul_small_k_parallel,
+    matmul_small_k_serial,
+)
+from .softmax import (
+    log_softmax_backward_parallel,
+    log_softmax_backward_serial,
+    log_softmax_parallel,
+    log_softmax_serial,
+    softmax_backward_parallel,
+    softmax_backward_serial,
+    softmax_parallel,
+    softmax_serial,
+)
+
+__all__ = [
+    "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "cross_entropy_forward", "cross_entropy_backward", "gelu", "gelu_backward",
+    "layer_norm", "layer_norm_backward",
+]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+MATMUL_PARALLEL_MIN = 48 ** 3      # multiply-adds below which matmul stays on one thread
+MATMUL_MAX_ROWS_PER_TASK = 64      # rows of A per parallel task (rounded to whole 6-row tiles)
+ELEMENTWISE_BLOCK = 1 << 14        # elements per parallel task in gelu
+
+
+def _covered(*arrays: np.ndarray) -> bool:
+    """True if all arrays share one float dtype the kernels are compiled for."""
+    dt = arrays[0].dtype
+    return dt in _FLOATS and all(x.dtype == dt for x in arrays)
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """x (..., C) as a C-contiguous (rows, C) array: a view when possible, else one copy."""
+    return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+
+
+def _is_big(n: int) -> bool:
+    return n >= PARALLEL_MIN_ELEMENTS
+
+
+# ----------------------------------------------------------------------------- matmul
+
+
+def _as_matrices(x: np.ndarray, batch: tuple[int, ...]) -> tuple[np.ndarray, bool, np.ndarray]:
+    """The distinct matrices of x (..., r, c) as one C-contiguous 3-D array, and for each of the
+    prod(batch) output matrices the index of its x matrix.
+
+    Returns (x3, transposed, index): x3 is (nx, r, c), or (nx, c, r) with transposed=True when x
+    is a transposed view (then no copy is made). A zero-stride batch axis (np.broadcast_to)
+    holds one distinct matrix.
+    """
+    x = x[tuple(slice(0, 1) if st == 0 else slice(None) for st in x.strides[:-2])]
+    nx = math.prod(x.shape[:-2])
+    index = np.ascontiguousarray(np.broadcast_to(np.arange(nx).reshape(x.shape[:-2]), batch).ravel())
+    x3 = x.reshape((nx,) + x.shape[-2:])
+    if x3.flags.c_contiguous:
+        return x3, False, index
+    if x3.swapaxes(1, 2).flags.c_contiguous:
+        return x3.swapaxes(1, 2), True, index
+    return np.ascontiguousarray(x3), False, index
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C = A @ B for a (..., m, k) and b (..., k, n); batch axes broadcast as in numpy."""
+    if not _covered(a, b) or a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+        return reference.matmul(a, b)
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = np.empty(batch + (m, n), a.dtype)
+    if out.size == 0:
+        return out
+    if k == 0:
+        out[...] = 0
+        return out
+    a3, a_trans, a_idx = _as_matrices(a, batch)
+    out3 = out.reshape(-1, m, n)
+    serial = out3.shape[0] * m * n * k < MATMUL_PARALLEL_MIN
+    # rows of A per task: at most 64, in whole 6-row tiles, spread evenly over the blocks
+    blocks = math.ceil(m / MATMUL_MAX_ROWS_PER_TASK)
+    mc = math.ceil(math.ceil(m / blocks) / MR) * MR
+    if k <= SMALL_K:                                  # short k: row-axpy kernel on row-major B
+        b3, b_trans, b_idx = _as_matrices(b, batch)
+        small_k = matmul_small_k_serial if serial else matmul_small_k_parallel
+        small_k(a3, a_trans, a_idx, b3, b_trans, b_idx, out3, mc)
+        return out
+    bt3, bt_trans, b_idx = _as_matrices(b.swapaxes(-1, -2), batch)     # the kernel reads B by columns
+    if serial:
+        matmul_serial(a3, a_trans, a_idx, bt3, bt_trans, b_idx, out3, mc)
+    else:
+        matmul_parallel(a3, a_trans, a_idx, bt3, bt_trans, b_idx, out3, mc)
+    return out
+
+
+# ----------------------------------------------------------------------------- softmax family
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """y = exp(x - max) / sum(exp(x - max)) over the last axis; a row that is all -inf gives zeros."""
+    if not _covered(x) or x.ndim == 0 or x.size == 0:
+        return reference.softmax(x)
+    x2 = _rows(x)
+    y = np.empty_like(x2)
+    (softmax_parallel if _is_big(x2.size) else softmax_serial)(x2, y)
+    return y.reshape(x.shape)
+
+
+def softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dx = y * (dy - sum(y * dy)) over the last axis."""
+    if not _covered(y, dy) or y.ndim == 0 or y.size == 0 or y.shape != dy.shape:
+        return reference.softmax_backward(y, dy)
+    y2, dy2 = _rows(y), _rows(dy)
+    dx = np.empty_like(y2)
+    (softmax_backward_parallel if _is_big(y2.size) else softmax_backward_serial)(y2, dy2, dx)
+    return dx.reshape(y.shape)
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """y = x - max - log(sum(exp(x - max))) over the last axis."""
+    if not _covered(x) or x.ndim == 0 or x.size == 0:
+        return reference.log_softmax(x)
+    x2 = _rows(x)
+    y = np.empty_like(x2)
+    (log_softmax_parallel if _is_big(x2.size) else log_softmax_serial)(x2, y)
+    return y.reshape(x.shape)
+
+
+def log_softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dx = dy - exp(y) * sum(dy) over the last axis, where y = log_softmax(x)."""
+    if not _covered(y, dy) or y.ndim == 0 or y.size == 0 or y.shape != dy.shape:
+        return reference.log_softmax_backward(y, dy)
+    y2, dy2 = _rows(y), _rows(dy)
+    dx = np.empty_like(y2)
+    (log_softmax_backward_parallel if _is_big(y2.size) else log_softmax_backward_serial)(y2, dy2, dx)
+    return dx.reshape(y.shape)
+
+
+# ----------------------------------------------------------------------------- cross-entropy
+
+
+def _ce_inputs(logits: np.ndarray, targets, ignore_index):
+    """(targets as contiguous int64, ignore_index as an int) if the kernel can take them, else None."""
+    if not _covered(logits) or logits.ndim != 2 or logits.shape[1] == 0:
+        return None
+    t = np.ascontiguousarray(targets, dtype=np.int64)
+    if t.shape != logits.shape[:1]:
+        return None
+    ignore = np.iinfo(np.int64).min if ignore_index is None else int(ignore_index)
+    kept = t[t != ignore]
+    if kept.size and (kept.min() < 0 or kept.max() >= logits.shape[1]):
+        return None                                  # out-of-range target: the reference raises IndexError
+    return t, ignore
+
+
+def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int):
+    """Per-row (loss (N,), lse (N,)): loss_i = lse_i - logits[i, t_i] (0 where t_i == ignore_index)."""
+    prepared = _ce_inputs(logits, targets, ignore_index)
+    if prepared is None:
+        return reference.cross_entropy_forward(logits, targets, ignore_index)
+    t, ignore = prepared
+    x = np.ascontiguousarray(logits)
+    loss = np.empty(x.shape[0], x.dtype)
+    lse = np.empty(x.shape[0], x.dtype)
+    (cross_entropy_forward_parallel if _is_big(x.size) else cross_entropy_forward_serial)(x, t, ignore, loss, lse)
+    return loss, lse
+
+
+def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray, lse: np.ndarray,
+                           ignore_index: int, scale: float) -> np.ndarray:
+    """dlogits_ij = scale * (exp(logits_ij - lse_i) - [j == t_i]), and 0 on ignored rows."""
+    prepared = _ce_inputs(logits, targets, ignore_index)
+    if prepared is None or np.shape(lse) != logits.shape[:1]:
+        return reference.cross_entropy_backward(logits, targets, lse, ignore_index, scale)
+    t, ignore = prepared
+    x = np.ascontiguousarray(logits)
+    lse = np.ascontiguousarray(lse, dtype=x.dtype)
+    d = np.empty_like(x)
+    s = x.dtype.type(scale)
+    (cross_entropy_backward_parallel if _is_big(x.size) else cross_entropy_backward_serial)(x, t, lse, ignore, s, d)
+    return d
+
+
+# ----------------------------------------------------------------------------- gelu, layer norm
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if not _covered(x):
+        return reference.gelu(x)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    y = np.empty_like(flat)
+    if _is_big(flat.size):
+        gelu_parallel(flat, y, ELEMENTWISE_BLOCK)
+    else:
+        gelu_serial(flat, y)
+    return y.reshape(x.shape)
+
+
+def gelu_backward(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dx = dy * gelu'(x)."""
+    if not _covered(x, dy) or x.shape != dy.shape:
+        return reference.gelu_backward(x, dy)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    dflat = np.ascontiguousarray(dy).reshape(-1)
+    dx = np.empty_like(flat)
+    if _is_big(flat.size):
+        gelu_backward_parallel(flat, dflat, dx, ELEMENTWISE_BLOCK)
+    else:
+        gelu_backward_serial(flat, dflat, dx)
+    return dx.reshape(x.shape)
+
+
+def layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float):
+    """y = (x - mean) * rstd * w + b over the last axis, rstd = 1/sqrt(var + eps); returns (y, mean, rstd)."""
+    if not _covered(x, w, b) or x.ndim == 0 or x.shape[-1] == 0 or w.shape != x.shape[-1:] or b.shape != w.shape:
+        return reference.layer_norm(x, w, b, eps)
+    x2 = _rows(x)
+    y = np.empty_like(x2)
+    mean = np.empty(x2.shape[0], x.dtype)
+    rstd = np.empty(x2.shape[0], x.dtype)
+    args = (x2, np.ascontiguousarray(w), np.ascontiguousarray(b), x.dtype.type(eps), y, mean, rstd)
+    (layer_norm_parallel if _is_big(x2.size) else layer_norm_serial)(*args)
+    return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
+
+
+def layer_norm_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, mean: np.ndarray, rstd: np.ndarray):
+    """dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w; dw = sum dy * xhat; db = sum dy."""
+    if (not _covered(dy, x, w, mean, rstd) or x.ndim == 0 or x.shape[-1] == 0 or dy.shape != x.shape
+            or w.shape != x.shape[-1:] or mean.shape != x.shape[:-1] or rstd.shape != x.shape[:-1]):
+        return reference.layer_norm_backward(dy, x, w, mean, rstd)
+    x2, dy2 = _rows(x), _rows(dy)
+    w1 = np.ascontiguousarray(w)
+    m1 = np.ascontiguousarray(mean).reshape(-1)
+    r1 = np.ascontiguousarray(rstd).reshape(-1)
+    dx = np.empty_like(x2)
+    rows = x2.shape[0]
+    if _is_big(x2.size):
+        nblocks = max(1, min(rows // 16, 4 * numba.get_num_threads()))
+        dw, db = layer_norm_backward_parallel(dy2, x2, w1, m1, r1, dx, nblocks)
+    else:
+        dw, db = layer_norm_backward_serial(dy2, x2, w1, m1, r1, dx)
+    return dx.reshape(x.shape), dw, db

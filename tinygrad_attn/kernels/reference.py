@@ -7,6 +7,8 @@ float64) for all float operands, any strides. Softmax-like kernels work over the
 
 import numpy as np
 
+from .attention_reference import attention_backward, attention_forward  # noqa: F401  (fused attention)
+
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """C = A @ B for a (..., m, k) and b (..., k, n); batch axes broadcast as in numpy."""
@@ -14,8 +16,9 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    """y = exp(x - max) / sum(exp(x - max)) over the last axis; a row that is all -inf gives zeros."""
-    m = np.max(x, axis=-1, keepdims=True)
+    """y = exp(x - max) / sum(exp(x - max)) over the last axis; a row that is all -inf gives zeros
+    (a fully masked attention row attends to nothing), not NaN."""
+    m = np.max(x, axis=-1, keepdims=True, initial=-np.inf)   # `initial`: rows of length 0 are fine
     m = np.where(np.isneginf(m), 0, m)                     # fully masked row: exp(-inf) = 0 everywhere
     e = np.exp(x - m)
     s = np.sum(e, axis=-1, keepdims=True)
@@ -28,8 +31,8 @@ def softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
-    """y = x - max - log(sum(exp(x - max))) over the last axis."""
-    m = np.max(x, axis=-1, keepdims=True)
+    """y = x - max - log(sum(exp(x - max))) over the last axis (a row that is all -inf gives NaN, as in PyTorch)."""
+    m = np.max(x, axis=-1, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, 0)
     return x - m - np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
 
@@ -66,13 +69,13 @@ def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray, lse: np.ndar
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     c = np.sqrt(2 / np.pi).astype(x.dtype)
-    return 0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x * x * x)))
 
 
 def gelu_backward(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """dx = dy * d/dx gelu(x) = dy * (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)), t = tanh(...)."""
     c = np.sqrt(2 / np.pi).astype(x.dtype)
-    t = np.tanh(c * (x + 0.044715 * x ** 3))
+    t = np.tanh(c * (x + 0.044715 * x * x * x))
     return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x))
 
 

@@ -1,0 +1,190 @@
+"""Benchmark runner: `python -m tinygrad_attn.bench` (also `tinygrad-attn bench`).
+
+Cases come from `bench/kernels.py` and, when present, `bench/attention.py` and
+`bench/training.py`, each providing `cases() -> list[BenchCase]` (`quick=True` is passed to
+those whose `cases` accepts it).
+
+Timing method: every implementation is warmed up (first calls compile Numba code), then
+samples are taken round-robin across the implementations of a case (a, b, c, a, b, c, ...),
+so a burst of noise on a shared machine hits all of them alike; each sample times several
+calls, and the table reports the median sample per call. `ratio` is an implementation's time
+over the case's baseline (below 1: faster than the baseline).
+
+Start-up: `import tinygrad_attn.kernels` plus the first call of every kernel, measured in fresh
+subprocesses with an empty Numba cache (cold: everything compiles) and again with that cache
+filled (warm).
+"""
+
+import argparse
+import importlib
+import inspect
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numba
+import numpy as np
+
+from .case import BenchCase
+
+CASE_MODULES = ("kernels", "attention", "training")
+
+
+def collect_cases(quick: bool) -> list[BenchCase]:
+    """Cases of every bench module that imports; a missing one is skipped with a note."""
+    found = []
+    for name in CASE_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ImportError as err:
+            print(f"(skipping bench/{name}.py: {err})")
+            continue
+        takes_quick = "quick" in inspect.signature(module.cases).parameters
+        found.extend(module.cases(quick=quick) if takes_quick else module.cases())
+    return found
+
+
+def _calls_per_sample(fn, target_s: float = 2e-3) -> int:
+    """How many calls make one sample last about `target_s` (at least one)."""
+    t0 = time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    return max(1, min(1000, int(target_s / max(dt, 1e-7))))
+
+
+def time_case(case: BenchCase, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each implementation, samples interleaved across implementations."""
+    for fn in case.impls.values():                  # warm-up: compilation, caches, thread pools
+        fn()
+        fn()
+    calls = {name: _calls_per_sample(fn) for name, fn in case.impls.items()}
+    samples: dict[str, list[float]] = {name: [] for name in case.impls}
+    for _ in range(repeats):
+        for name, fn in case.impls.items():
+            n = calls[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / n)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+# First call of each public kernel, small (serial path) and large (parallel path), float32.
+_STARTUP_SCRIPT = """
+import time
+t0 = time.perf_counter()
+import numpy as np
+import tinygrad_attn.kernels as K
+t1 = time.perf_counter()
+rng = np.random.default_rng(0)
+for n in (8, 256):
+    x = rng.standard_normal((n, n)).astype(np.float32)
+    w = np.ones(n, np.float32)
+    t = np.zeros(n, np.int64)
+    K.matmul(x, x)
+    K.matmul(x, x.T)
+    y = K.softmax(x)
+    K.softmax_backward(y, x)
+    y = K.log_softmax(x)
+    K.log_softmax_backward(y, x)
+    loss, lse = K.cross_entropy_forward(x, t, -100)
+    K.cross_entropy_backward(x, t, lse, -100, 1.0)
+    K.gelu(x)
+    K.gelu_backward(x, x)
+    y, mean, rstd = K.layer_norm(x, w, w, 1e-5)
+    K.layer_norm_backward(x, x, w, mean, rstd)
+print(t1 - t0, time.perf_counter() - t0)
+"""
+
+
+def measure_startup() -> dict[str, float]:
+    """Seconds for the import alone and for import + first calls, cold (empty cache) and warm."""
+    result = {}
+    with tempfile.TemporaryDirectory() as cache_dir:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+        for label in ("cold", "warm"):
+            out = subprocess.run([sys.executable, "-c", _STARTUP_SCRIPT], env=env, capture_output=True,
+                                 text=True, check=True)
+            import_s, total_s = (float(v) for v in out.stdout.split())
+            result[f"{label}_import_s"] = import_s
+            result[f"{label}_total_s"] = total_s
+    return result
+
+
+def environment() -> dict[str, object]:
+    """What the numbers depend on: versions, threads, BLAS settings."""
+    env: dict[str, object] = {
+        "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+        "numba_threads": numba.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+    }
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if var in os.environ:
+            env[var] = os.environ[var]
+    try:
+        import torch
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        env["torch"] = None
+    return env
+
+
+def format_table(rows: list[dict[str, object]]) -> str:
+    """Plain-text table: one line per (case, implementation)."""
+    header = f"{'group':<14}{'case':<54}{'impl':<8}{'median us':>12}{'GFLOP/s':>10}{'ratio':>8}"
+    lines = [header, "-" * len(header)]
+    last = None
+    for r in rows:
+        key = (r["group"], r["case"])
+        group, case = (r["group"], r["case"]) if key != last else ("", "")
+        last = key
+        gflops = f"{r['gflops']:.1f}" if r["gflops"] is not None else ""
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
+        lines.append(f"{group:<14}{case:<54}{r['impl']:<8}{r['us']:>12.1f}{gflops:>10}{ratio:>8}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks, print the table (and write JSON with --json). Returns the exit code."""
+    parser = argparse.ArgumentParser(prog="tinygrad_attn.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
+    parser.add_argument("--repeats", type=int, default=None, help="timed samples per implementation")
+    parser.add_argument("--quick", action="store_true", help="fewer, smaller cases and samples")
+    parser.add_argument("--only", metavar="SUBSTRING", action="append",
+                        help="only cases whose 'group case' contains this (repeat to allow several)")
+    parser.add_argument("--no-startup", action="store_true", help="skip the cold/warm start-up measurement")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (5 if args.quick else 15)
+    if repeats < 1:
+        parser.error("--repeats must be at least 1")
+
+    env = environment()
+    print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
+    rows: list[dict[str, object]] = []
+    for case in collect_cases(args.quick):
+        if args.only and not any(sub in f"{case.group} {case.name}" for sub in args.only):
+            continue
+        times = time_case(case, repeats)
+        base = times.get(case.baseline)
+        for impl, t in times.items():
+            rows.append({"group": case.group, "case": case.name, "impl": impl, "us": t * 1e6,
+                         "gflops": case.flops / t / 1e9 if case.flops else None,
+                         "ratio": t / base if base else None, "baseline": case.baseline, **case.extra})
+    print(f"median time per call over {repeats} interleaved samples; ratio = time / time of the baseline (numba)")
+    print(format_table(rows))
+
+    startup = None
+    if not args.no_startup:
+        startup = measure_startup()
+        print("start-up (import tinygrad_attn.kernels + first call of every kernel): "
+              f"cold {startup['cold_total_s']:.2f} s (import {startup['cold_import_s']:.2f} s), "
+              f"warm {startup['warm_total_s']:.2f} s (import {startup['warm_import_s']:.2f} s)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"environment": env, "repeats": repeats, "results": rows, "startup": startup}, f, indent=2)
+    return 0

@@ -1,0 +1,7 @@
+"""`python -m tinygrad_attn.bench [options]`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

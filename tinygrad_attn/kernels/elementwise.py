@@ -1,0 +1,152 @@
+"""Fused GELU and LayerNorm kernels (forward and backward), the other hot spots of a transformer step.
+
+GELU (tanh approximation) is rewritten with the identity 0.5 (1 + tanh(u)) = sigmoid(2u):
+
+    gelu(x)  = x * s,                      s = 1 / (1 + exp(-2u)),  u = c (x + 0.044715 x^3), c = sqrt(2/pi)
+    gelu'(x) = s + 2 x s (1 - s) c (1 + 3 * 0.044715 x^2)
+
+which needs one (vectorised, `fexp`) exponential and has no cancellation for large |x|.
+
+LayerNorm works on rows (R, D): mean, variance (two passes over the row while it is in
+cache), y = (x - mean) * rstd * w + b. The backward pass needs sums over rows for dw and db;
+each thread accumulates its own partial sums over a block of rows, added up at the end.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .fastexp import fexp
+from .flags import FASTMATH
+
+_C = np.sqrt(2 / np.pi)
+_A = 0.044715
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def gelu_block(x: np.ndarray, y: np.ndarray, start: int, stop: int) -> None:
+    """y[i] = gelu(x[i]) for i in [start, stop) of 1-D arrays."""
+    one = x.dtype.type(1)
+    c = x.dtype.type(_C)
+    a = x.dtype.type(_A)
+    m2 = x.dtype.type(-2)                 # typed constants: an int or float64 literal would promote f32 math to f64
+    for i in range(start, stop):
+        v = x[i]
+        u = c * (v + a * v * v * v)
+        y[i] = v / (one + fexp(m2 * u))
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def gelu_backward_block(x: np.ndarray, dy: np.ndarray, dx: np.ndarray, start: int, stop: int) -> None:
+    """dx[i] = dy[i] * gelu'(x[i]) for i in [start, stop)."""
+    one = x.dtype.type(1)
+    c = x.dtype.type(_C)
+    a = x.dtype.type(_A)
+    a3 = x.dtype.type(3 * _A)
+    two = x.dtype.type(2)
+    for i in range(start, stop):
+        v = x[i]
+        u = c * (v + a * v * v * v)
+        s = one / (one + fexp(-two * u))
+        dx[i] = dy[i] * (s + two * v * s * (one - s) * c * (one + a3 * v * v))
+
+
+@njit(cache=True, parallel=True)
+def gelu_parallel(x, y, block) -> None:
+    for k in prange((x.size + block - 1) // block):
+        gelu_block(x, y, k * block, min(x.size, (k + 1) * block))
+
+
+@njit(cache=True)
+def gelu_serial(x, y) -> None:
+    gelu_block(x, y, 0, x.size)
+
+
+@njit(cache=True, parallel=True)
+def gelu_backward_parallel(x, dy, dx, block) -> None:
+    for k in prange((x.size + block - 1) // block):
+        gelu_backward_block(x, dy, dx, k * block, min(x.size, (k + 1) * block))
+
+
+@njit(cache=True)
+def gelu_backward_serial(x, dy, dx) -> None:
+    gelu_backward_block(x, dy, dx, 0, x.size)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def layer_norm_row(x, w, b, eps, y, mean, rstd, i) -> None:
+    """Normalise row x (length D) into y, storing its mean and rstd at index i (eps has x's dtype)."""
+    d = x.dtype.type(x.size)
+    s = x.dtype.type(0)
+    for j in range(x.size):
+        s += x[j]
+    mu = s / d
+    v = x.dtype.type(0)
+    for j in range(x.size):
+        xc = x[j] - mu
+        v += xc * xc
+    r = x.dtype.type(1) / np.sqrt(v / d + eps)
+    for j in range(x.size):
+        y[j] = (x[j] - mu) * r * w[j] + b[j]
+    mean[i] = mu
+    rstd[i] = r
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw, db, start, stop) -> None:
+    """dx for rows [start, stop); adds those rows' dy * xhat and dy into dw and db.
+
+    With g = dy * w and xhat = (x - mean) * rstd:  dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+    """
+    d = x.shape[1]
+    inv_d = x.dtype.type(1) / x.dtype.type(d)
+    for i in range(start, stop):
+        mu = mean[i]
+        r = rstd[i]
+        sg = x.dtype.type(0)
+        sgx = x.dtype.type(0)
+        for j in range(d):
+            xhat = (x[i, j] - mu) * r
+            g = dy[i, j] * w[j]
+            sg += g
+            sgx += g * xhat
+            dw[j] += dy[i, j] * xhat
+            db[j] += dy[i, j]
+        sg *= inv_d
+        sgx *= inv_d
+        for j in range(d):
+            xhat = (x[i, j] - mu) * r
+            dx[i, j] = r * (dy[i, j] * w[j] - sg - xhat * sgx)
+
+
+@njit(cache=True, parallel=True)
+def layer_norm_parallel(x, w, b, eps, y, mean, rstd) -> None:
+    for i in prange(x.shape[0]):
+        layer_norm_row(x[i], w, b, eps, y[i], mean, rstd, i)
+
+
+@njit(cache=True)
+def layer_norm_serial(x, w, b, eps, y, mean, rstd) -> None:
+    for i in range(x.shape[0]):
+        layer_norm_row(x[i], w, b, eps, y[i], mean, rstd, i)
+
+
+@njit(cache=True, parallel=True)
+def layer_norm_backward_parallel(dy, x, w, mean, rstd, dx, nblocks):
+    """Rows split into `nblocks` blocks; block k accumulates dw/db into its own row of the partials."""
+    rows, d = x.shape
+    dw_parts = np.zeros((nblocks, d), x.dtype)
+    db_parts = np.zeros((nblocks, d), x.dtype)
+    per = (rows + nblocks - 1) // nblocks
+    for k in prange(nblocks):
+        layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw_parts[k], db_parts[k],
+                                 k * per, min(rows, (k + 1) * per))
+    return dw_parts.sum(axis=0), db_parts.sum(axis=0)
+
+
+@njit(cache=True)
+def layer_norm_backward_serial(dy, x, w, mean, rstd, dx):
+    d = x.shape[1]
+    dw = np.zeros(d, x.dtype)
+    db = np.zeros(d, x.dtype)
+    layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw, db, 0, x.shape[0])
+    return dw, db

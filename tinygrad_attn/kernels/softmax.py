@@ -1,0 +1,118 @@
+"""Fused row kernels for softmax and log-softmax, forward and backward, over the last axis.
+
+Each kernel takes C-contiguous 2-D arrays (rows, C) and handles one row at a time, entirely in
+cache: `row_max` (a vectorised max, see rowmax.py), then one loop that computes exp, stores it and sums it,
+then one scaling loop. Rows are independent, so the `*_parallel` drivers split them over
+threads with `prange`; the `*_serial` twins skip the thread pool for small inputs.
+
+Stability: subtracting the row max m keeps every exp(x - m) <= 1. A row that is entirely -inf
+(a fully masked attention row) has m = -inf; softmax returns zeros for it instead of NaN.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .fastexp import fexp
+from .flags import FASTMATH
+from .rowmax import row_max
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def softmax_row(x: np.ndarray, y: np.ndarray) -> None:
+    """y = exp(x - m) / sum(exp(x - m)) with m = max(x); zeros if x is all -inf."""
+    m = row_max(x)
+    if m == -np.inf:
+        y[:] = 0
+        return
+    s = x.dtype.type(0)
+    for j in range(x.size):
+        e = fexp(x[j] - m)
+        y[j] = e
+        s += e
+    inv = x.dtype.type(1) / s
+    for j in range(x.size):
+        y[j] *= inv
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """dx = y * (dy - sum(y * dy))."""
+    s = y.dtype.type(0)
+    for j in range(y.size):
+        s += y[j] * dy[j]
+    for j in range(y.size):
+        dx[j] = y[j] * (dy[j] - s)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def log_softmax_row(x: np.ndarray, y: np.ndarray) -> None:
+    """y = x - m - log(sum(exp(x - m))) (a row of all -inf gives NaN, like numpy and PyTorch)."""
+    m = row_max(x)
+    if not np.isfinite(m):
+        m = x.dtype.type(0)
+    s = x.dtype.type(0)
+    for j in range(x.size):
+        s += fexp(x[j] - m)
+    shift = m + np.log(s)
+    for j in range(x.size):
+        y[j] = x[j] - shift
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def log_softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """dx = dy - exp(y) * sum(dy), where y = log_softmax(x) so exp(y) = softmax(x)."""
+    s = dy.dtype.type(0)
+    for j in range(dy.size):
+        s += dy[j]
+    for j in range(dy.size):
+        dx[j] = dy[j] - fexp(y[j]) * s
+
+
+# Drivers: one row per iteration; `prange` hands contiguous blocks of rows to each thread.
+
+@njit(cache=True, parallel=True)
+def softmax_parallel(x: np.ndarray, y: np.ndarray) -> None:
+    for i in prange(x.shape[0]):
+        softmax_row(x[i], y[i])
+
+
+@njit(cache=True)
+def softmax_serial(x: np.ndarray, y: np.ndarray) -> None:
+    for i in range(x.shape[0]):
+        softmax_row(x[i], y[i])
+
+
+@njit(cache=True, parallel=True)
+def softmax_backward_parallel(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    for i in prange(y.shape[0]):
+        softmax_backward_row(y[i], dy[i], dx[i])
+
+
+@njit(cache=True)
+def softmax_backward_serial(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    for i in range(y.shape[0]):
+        softmax_backward_row(y[i], dy[i], dx[i])
+
+
+@njit(cache=True, parallel=True)
+def log_softmax_parallel(x: np.ndarray, y: np.ndarray) -> None:
+    for i in prange(x.shape[0]):
+        log_softmax_row(x[i], y[i])
+
+
+@njit(cache=True)
+def log_softmax_serial(x: np.ndarray, y: np.ndarray) -> None:
+    for i in range(x.shape[0]):
+        log_softmax_row(x[i], y[i])
+
+
+@njit(cache=True, parallel=True)
+def log_softmax_backward_parallel(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    for i in prange(y.shape[0]):
+        log_softmax_backward_row(y[i], dy[i], dx[i])
+
+
+@njit(cache=True)
+def log_softmax_backward_serial(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    for i in range(y.shape[0]):
+        log_softmax_backward_row(y[i], dy[i], dx[i])
