@@ -11,19 +11,13 @@ from numba import njit, prange
 
 from .fastexp import fexp
 from .flags import FASTMATH
-from .rowmax import row_max
+from .softmax import row_logsumexp
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def cross_entropy_row(x: np.ndarray, t: int, ignore_index: int) -> tuple:
     """(loss, lse) for one row of logits x and its target t."""
-    m = row_max(x)
-    if not np.isfinite(m):
-        m = x.dtype.type(0)
-    s = x.dtype.type(0)
-    for j in range(x.size):
-        s += fexp(x[j] - m)
-    lse = m + np.log(s)
+    lse = row_logsumexp(x)
     loss = x.dtype.type(0) if t == ignore_index else lse - x[t]
     return loss, lse
 

@@ -45,15 +45,21 @@ def softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def log_softmax_row(x: np.ndarray, y: np.ndarray) -> None:
-    """y = x - m - log(sum(exp(x - m))) (a row of all -inf gives NaN, like numpy and PyTorch)."""
+def row_logsumexp(x: np.ndarray):
+    """log(sum(exp(x))) computed as m + log(sum(exp(x - m))), m = max(x) (or 0 if m is not finite)."""
     m = row_max(x)
     if not np.isfinite(m):
         m = x.dtype.type(0)
     s = x.dtype.type(0)
     for j in range(x.size):
         s += fexp(x[j] - m)
-    shift = m + np.log(s)
+    return m + np.log(s)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def log_softmax_row(x: np.ndarray, y: np.ndarray) -> None:
+    """y = x - logsumexp(x) (a row of all -inf gives NaN, like numpy and PyTorch)."""
+    shift = row_logsumexp(x)
     for j in range(x.size):
         y[j] = x[j] - shift
 
