@@ -12,6 +12,15 @@ from tinygrad_attn.kernels import attention, attention_reference
 TOL = {np.float32: 1e-5, np.float64: 1e-10}
 
 
+@pytest.fixture(params=["small", "blocked"])
+def path(request, monkeypatch):
+    """Run the test on the small-T path (one tile per head; forced for every size) or on the blocked
+    flash path (forced even for tiny T). The wrappers read SMALL_TILE at call time, so this adds no
+    compiled signatures."""
+    monkeypatch.setattr(attention, "SMALL_TILE", 1 << 40 if request.param == "small" else 0)
+    return request.param
+
+
 def _noncontiguous(x: np.ndarray) -> np.ndarray:
     """The same values as x in a strided view: every other element of a wider, transposed buffer."""
     wide = np.zeros((x.shape[2] * 2, x.shape[0], x.shape[1]), x.dtype)
@@ -80,27 +89,27 @@ SHAPES = [   # (BH, Tq, Tk, d, dv)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("causal", [False, True])
-def test_fused_matches_reference(shape, causal, dtype):
+def test_fused_matches_reference(shape, causal, dtype, path):
     _check(*shape, causal, "none", dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mask_kind", ["padding", "shared", "full"])
 @pytest.mark.parametrize("causal", [False, True])
-def test_fused_matches_reference_with_mask(mask_kind, causal, dtype):
+def test_fused_matches_reference_with_mask(mask_kind, causal, dtype, path):
     _check(3, 70, 90, 24, 40, causal, mask_kind, dtype, seed=1)
     _check(2, 140, 140, 64, 64, causal, mask_kind, dtype, seed=2)   # threaded path
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("causal", [False, True])
-def test_noncontiguous_inputs(causal, dtype):
+def test_noncontiguous_inputs(causal, dtype, path):
     _check(2, 70, 66, 20, 12, causal, "padding", dtype, contiguous=False)
     _check(2, 150, 150, 64, 64, causal, "none", dtype, contiguous=False)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fully_masked_rows_give_zeros_and_no_nan(dtype):
+def test_fully_masked_rows_give_zeros_and_no_nan(dtype, path):
     bh, tq, tk = 2, 70, 80
     rng = np.random.default_rng(3)
     mask = rng.random((bh, tq, tk)) < 0.5
@@ -123,11 +132,35 @@ def test_fully_masked_rows_give_zeros_and_no_nan(dtype):
         _compare(g, g_ref, dtype, name)
 
 
-def test_causal_with_more_keys_than_queries_is_top_left_aligned():
+def test_causal_with_more_keys_than_queries_is_top_left_aligned(path):
     rng = np.random.default_rng(4)
     q, k, v = (rng.standard_normal((1, n, 8)) for n in (3, 5, 5))
     o, _ = attention.attention_forward(q, k, v, None, True, 0.5)
     np.testing.assert_allclose(o[0, 0], v[0, 0], rtol=1e-12)   # query 0 sees key 0 only
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+def test_small_path_serial_and_threaded(threads, causal, monkeypatch):
+    """Both drivers of the small-T path (serial loop / prange over heads) on odd sizes, Tq != Tk, dv != d and
+    a full mask; the default SMALL_SERIAL_WORK picks one of them by size."""
+    monkeypatch.setattr(attention, "SMALL_SERIAL_WORK", 1 << 40 if threads == "serial" else 0)
+    _check(5, 23, 29, 7, 3, causal, "full", np.float32, seed=6)
+    _check(3, 1, 1, 1, 2, causal, "padding", np.float64, seed=7)
+
+
+@pytest.mark.parametrize("tq, tk, small", [(32, 32, True), (128, 128, True), (64, 256, True),
+                                           (129, 128, False), (128, 129, False)])
+def test_threshold_selects_the_path(tq, tk, small, monkeypatch):
+    """Tq * Tk <= SMALL_TILE runs the small-T kernels, anything larger the blocked ones (both directions)."""
+    calls = []
+    for name in ("_small_forward_serial", "_small_forward_parallel", "_forward_serial", "_forward_parallel",
+                 "_small_backward_serial", "_small_backward_parallel", "_backward_serial", "_backward_parallel"):
+        kernel = getattr(attention, name)
+        monkeypatch.setattr(attention, name, lambda *a, _k=kernel, _n=name: (calls.append(_n), _k(*a))[1])
+    assert attention.SMALL_TILE == 128 * 128
+    _check(1, tq, tk, 3, 5, True, "none", np.float32, seed=8)
+    assert len(calls) == 2 and all(name.startswith("_small") == small for name in calls), calls
 
 
 @pytest.mark.parametrize("causal", [False, True])
