@@ -171,6 +171,26 @@ def test_matmul_other_dtypes_fall_back():
     assert fast.matmul(h, h.T).dtype == np.float16
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("m,k,n", [(8, 1, 32), (9, 1, 33), (17, 5, 16), (7, 3, 8), (15, 40, 15), (16, 64, 17),
+                                   (33, 9, 47), (65, 70, 95), (200, 3, 64)])
+def test_matmul_tile_edges(dtype, trans_a, trans_b, m, k, n):
+    """Edges of the 8-row x (2 or 1)-vector tiles: m not a multiple of 8, n not a multiple of the
+    panel width (32/16 float32, 16/8 float64), k = 1, narrow n, both operands in place or transposed."""
+    a = randn(k, m, dtype=dtype, seed=m).T if trans_a else randn(m, k, dtype=dtype, seed=m)
+    b = randn(n, k, dtype=dtype, seed=n).T if trans_b else randn(k, n, dtype=dtype, seed=n)
+    check(fast.matmul(a, b), a @ b, dtype)
+
+
+def test_matmul_parallel_split_and_edges():
+    a = randn(3, 70, 130, seed=4)                                   # 3 batches, m % 8 != 0, n % 32 != 0
+    b = randn(90, 130, seed=5).T
+    check(fast.matmul(a, b), a @ b, np.float32)
+    at = randn(1000, 21, seed=6).T                                  # A^T . B with 21 rows: one partial tile per task
+    check(fast.matmul(at, randn(1000, 50, seed=7)), at @ randn(1000, 50, seed=7), np.float32)
+
+
 @settings(max_examples=25, deadline=None)
 @given(m=st.integers(1, 40), k=st.integers(1, 40), n=st.integers(1, 40), trans_a=st.booleans(), trans_b=st.booleans())
 def test_matmul_hypothesis(m, k, n, trans_a, trans_b):

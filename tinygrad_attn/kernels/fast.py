@@ -30,14 +30,7 @@ from .loss import (
     cross_entropy_forward_parallel,
     cross_entropy_forward_serial,
 )
-from .matmul import (
-    MR,
-    SMALL_K,
-    matmul_parallel,
-    matmul_serial,
-    matmul_small_k_parallel,
-    matmul_small_k_serial,
-)
+from .matmul import MR, matmul_parallel, matmul_serial
 from .softmax import (
     log_softmax_backward_parallel,
     log_softmax_backward_serial,
@@ -57,7 +50,8 @@ __all__ = [
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 MATMUL_PARALLEL_MIN = 48 ** 3      # multiply-adds below which matmul stays on one thread
-MATMUL_MAX_ROWS_PER_TASK = 64      # rows of A per parallel task (rounded to whole 6-row tiles)
+MATMUL_MAX_ROWS_PER_TASK = 64      # rows of A per parallel task (rounded to whole MR-row tiles)
+MATMUL_TASKS_PER_THREAD = 2        # split rows of A finer until there are this many tasks per thread
 ELEMENTWISE_BLOCK = 1 << 14        # elements per parallel task in gelu
 
 
@@ -87,9 +81,19 @@ def _as_matrices(x: np.ndarray, batch: tuple[int, ...]) -> tuple[np.ndarray, boo
     is a transposed view (then no copy is made). A zero-stride batch axis (np.broadcast_to)
     holds one distinct matrix.
     """
-    x = x[tuple(slice(0, 1) if st == 0 else slice(None) for st in x.strides[:-2])]
+    if x.ndim == 2:                   # fast path (a few us matter at these sizes): one matrix
+        index = np.zeros(math.prod(batch), np.intp)
+        if x.flags.c_contiguous:
+            return x[None], False, index
+        if x.flags.f_contiguous:
+            return x.T[None], True, index
+    if 0 in x.strides[:-2]:
+        x = x[tuple(slice(0, 1) if st == 0 else slice(None) for st in x.strides[:-2])]
     nx = math.prod(x.shape[:-2])
-    index = np.ascontiguousarray(np.broadcast_to(np.arange(nx).reshape(x.shape[:-2]), batch).ravel())
+    if x.shape[:-2] == batch:
+        index = np.arange(nx)
+    else:
+        index = np.ascontiguousarray(np.broadcast_to(np.arange(nx).reshape(x.shape[:-2]), batch).ravel())
     x3 = x.reshape((nx,) + x.shape[-2:])
     if x3.flags.c_contiguous:
         return x3, False, index
@@ -104,7 +108,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return reference.matmul(a, b)
     m, k = a.shape[-2:]
     n = b.shape[-1]
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     out = np.empty(batch + (m, n), a.dtype)
     if out.size == 0:
         return out
@@ -112,21 +116,18 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out[...] = 0
         return out
     a3, a_trans, a_idx = _as_matrices(a, batch)
+    b3, b_trans, b_idx = _as_matrices(b, batch)
     out3 = out.reshape(-1, m, n)
-    serial = out3.shape[0] * m * n * k < MATMUL_PARALLEL_MIN
-    # rows of A per task: at most 64, in whole 6-row tiles, spread evenly over the blocks
+    # rows of A per task: at most 64, in whole MR-row tiles, spread evenly over the blocks; in
+    # parallel also enough blocks to give every thread work (64 x 1024 . 1024 x 64 is one matrix)
     blocks = math.ceil(m / MATMUL_MAX_ROWS_PER_TASK)
-    mc = math.ceil(math.ceil(m / blocks) / MR) * MR
-    if k <= SMALL_K:                                  # short k: row-axpy kernel on row-major B
-        b3, b_trans, b_idx = _as_matrices(b, batch)
-        small_k = matmul_small_k_serial if serial else matmul_small_k_parallel
-        small_k(a3, a_trans, a_idx, b3, b_trans, b_idx, out3, mc)
-        return out
-    bt3, bt_trans, b_idx = _as_matrices(b.swapaxes(-1, -2), batch)     # the kernel reads B by columns
-    if serial:
-        matmul_serial(a3, a_trans, a_idx, bt3, bt_trans, b_idx, out3, mc)
+    if out3.shape[0] * m * n * k < MATMUL_PARALLEL_MIN:
+        kernel = matmul_serial
     else:
-        matmul_parallel(a3, a_trans, a_idx, bt3, bt_trans, b_idx, out3, mc)
+        kernel = matmul_parallel
+        blocks = max(blocks, math.ceil(MATMUL_TASKS_PER_THREAD * numba.get_num_threads() / out3.shape[0]))
+    mc = math.ceil(math.ceil(m / blocks) / MR) * MR
+    kernel(a3, a_trans, a_idx, b3, b_trans, b_idx, out3, mc)
     return out
 
 

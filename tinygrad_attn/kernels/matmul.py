@@ -1,241 +1,234 @@
-"""Blocked matrix multiply C = A @ B in plain loops (no BLAS), batched.
+"""Blocked matrix multiply C = A @ B in plain loops (no BLAS), batched: outer-product micro-kernel.
 
-The scheme, from the outside in:
+The scheme, from the outside in (BLIS / GotoBLAS style):
 
-1. Pack. Every operand is copied once into a scratch buffer where each row runs along the
-   shared dimension k and is contiguous: A as its rows (m, k), B as its columns, i.e. B^T
-   (n, k). Packing reads any layout (row-major or transposed views alike), pads rows with a
-   few spare elements so that consecutive rows do not map to the same L1 cache sets (a
-   power-of-two row length otherwise evicts itself), and zero-pads the row count to a whole
-   number of tiles.
-2. Split. One task is a (batch, block of MC rows of A); tasks run in parallel (`prange`) and
-   each packs its own rows of A into a scratch buffer allocated inside the task.
-3. Walk. For each NR-column panel of B^T (kept hot in L1) the task sweeps down its packed
-   rows of A, MR rows at a time.
-4. Micro-kernel. An MR x NR = 6 x 4 tile of C is 24 dot products of length k computed
-   together: each step loads 6 values of A and 4 of B^T and does 24 multiply-adds, so every
-   load feeds 4-6 FMAs. The 24 accumulators are scalar locals; LLVM vectorises the k loop
-   (16 float32 lanes with AVX-512), turning each into a vector register, which 24 + 10
-   loaded vectors just fit in the 32 registers AVX-512 provides. Each accumulator is
-   reduced across lanes once per tile.
+1. Pack B. Each distinct B (k x n) is copied once into panels of NR columns: panel jp is a
+   contiguous (k, NR) block holding B[:, jp*NR : jp*NR + NR], the last panel zero-padded.
+   NR is NVEC = 2 vector registers' worth (32 float32 / 16 float64 columns), or one register
+   when n fits in one. Packing reads row-major B or a transposed view (stored as B^T) alike.
+2. Split. One task is a (batch, block of rows of A); tasks run in parallel (`prange`). A is
+   not packed: the micro-kernel reads it in place through a base offset and two strides, so
+   row-major A and a transposed view cost the same. Only a last group of fewer than MR = 8
+   rows is copied, zero-padded, into a small scratch panel.
+3. Walk. For each panel of B (k * NR values, in L1/L2) the task sweeps down its rows, MR at a
+   time.
+4. Micro-kernel (`outer_tile`). The MR x NR block of C is a sum of k outer products,
+   C[r, :] += A[r, p] * B[p, :]. At step p it loads the NR values of B (NVEC vectors),
+   broadcasts each of the MR values of A and does MR x NVEC vector FMAs into accumulators that
+   stay in registers for the whole k loop (16 of the 32 AVX-512 registers). Every lane of
+   every accumulator is a finished element of C: nothing is reduced across lanes, so a short k
+   costs no per-tile overhead and one kernel serves every k.
 
-For a short shared dimension (k <= SMALL_K, e.g. the attention scores Q K^T with d = 32) that
-per-tile lane reduction would cost more than the dot products themselves, so `rows_axpy`
-uses the other loop order: each row of C is built as a sum of rows of B scaled by entries of
-A, four rows of B per pass (`c_i += a_i0 b_0 + a_i1 b_1 + a_i2 b_2 + a_i3 b_3`), vectorised
-along the row of C, which stays in L1.
+The micro-kernel is written as LLVM IR (a Numba `intrinsic`) because the accumulator tile has to
+be vector registers: a Numba array tile (heap or stack) is kept in memory by LLVM, which turns
+every FMA into a load, an FMA and a store (2.4 GFLOP/s here against ~115 for the intrinsic).
 """
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
-from .flags import FASTMATH
+MR = 8              # rows of A (and C) per micro-tile
+NVEC = 2            # vector registers per row of a micro-tile: NR = 32 float32 / 16 float64 columns
+VECTOR_BYTES = 64   # one AVX-512 register; LLVM splits wider vectors into native ones on other CPUs
 
-MR = 6     # rows of A per micro-tile
-NR = 4     # columns of B per micro-tile
-PAD = 16   # spare elements at the end of each packed row (breaks cache-set aliasing)
-PACK_B_ROWS = 64   # columns of B packed per parallel packing task
-SMALL_K = 32       # up to this k, the row-axpy kernel beats the dot-product tiles
+
+def _make_outer_tile(nvec: int):
+    """Build `outer_tile` for tiles of MR rows x `nvec` vectors (NR = nvec * lanes columns):
+    compiled, the LLVM IR below; with NUMBA_DISABLE_JIT, the same sum in numpy."""
+
+    def outer_tile(a, a_off, a_rs, a_ps, bp, k, c, i0, j0):
+        """c[i0 + r, j0 + j] = sum_{p < k} A[r, p] * bp[p, j] for r < MR, j < NR.
+
+        A[r, p] is the element a.flat[a_off + r * a_rs + p * a_ps] (any C-contiguous array: a
+        row-major matrix has a_rs = row length, a_ps = 1; a transposed one a_rs = 1, a_ps = row
+        length), bp a packed B panel (k, NR), c a C-contiguous 2-D array with room for the
+        MR x NR block at (i0, j0). All three share one float dtype.
+        """
+        tile_a = a.ravel()[a_off + a_rs * np.arange(MR)[:, None] + a_ps * np.arange(k)]
+        c[i0:i0 + MR, j0:j0 + bp.shape[1]] = (tile_a[:, :, None] * bp[None, :k]).sum(axis=1)
+
+    @intrinsic
+    def _outer_tile(typingctx, a, a_off, a_rs, a_ps, bp, k, c, i0, j0):
+        """Typing: C-contiguous float arrays and integer offsets/strides; code from `_outer_tile_codegen`."""
+        if not all(isinstance(x, types.Array) and x.layout == "C" for x in (a, bp, c)):
+            return None
+        ints = (types.intp,) * 3
+        return types.none(a, *ints, bp, types.intp, c, types.intp, types.intp), _outer_tile_codegen(c.dtype, nvec)
+
+    @overload(outer_tile, inline="always")
+    def _outer_tile_impl(a, a_off, a_rs, a_ps, bp, k, c, i0, j0):
+        return lambda a, a_off, a_rs, a_ps, bp, k, c, i0, j0: _outer_tile(a, a_off, a_rs, a_ps, bp, k, c, i0, j0)
+
+    return outer_tile
+
+
+def _outer_tile_codegen(dtype, nvec: int):
+    """LLVM IR for `outer_tile`: MR * nvec vector accumulators, a k loop of broadcast-FMAs, one store."""
+    itemsize = dtype.bitwidth // 8
+    lanes = VECTOR_BYTES // itemsize      # elements per vector register
+    nr = nvec * lanes                     # columns of the tile (NR)
+
+    def codegen(context, builder, signature, args):
+        a_v, a_off, a_rs, a_ps, bp_v, k_v, c_v, i0_v, j0_v = args
+        a_data = context.make_array(signature.args[0])(context, builder, a_v).data
+        b_data = context.make_array(signature.args[4])(context, builder, bp_v).data
+        c_arr = context.make_array(signature.args[6])(context, builder, c_v)
+        i64 = ir.IntType(64)
+        vty = ir.VectorType(context.get_value_type(dtype), lanes)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                             f"llvm.fma.v{lanes}f{dtype.bitwidth}")
+        undef = ir.Constant(vty, ir.Undefined)
+        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+
+        def vector_at(base, offset):
+            return builder.bitcast(builder.gep(base, [offset]), vty.as_pointer())
+
+        # MR * nvec accumulators; allocas of whole vectors, which LLVM promotes to registers
+        acc = [cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(MR * nvec)]
+        with cgutils.for_range(builder, k_v) as loop:     # step p: one outer product A[:, p] B[p, :]
+            p = loop.index
+            b_row = builder.gep(b_data, [builder.mul(p, i64(nr))])
+            b = [builder.load(vector_at(b_row, i64(v * lanes)), align=itemsize) for v in range(nvec)]
+            a_col = builder.gep(a_data, [builder.add(a_off, builder.mul(p, a_ps))])
+            for r in range(MR):
+                x = builder.load(builder.gep(a_col, [builder.mul(a_rs, i64(r))]))
+                a_splat = builder.shuffle_vector(builder.insert_element(undef, x, i64(0)), undef, splat_mask)
+                for v in range(nvec):
+                    y = acc[r * nvec + v]
+                    builder.store(builder.call(fma, [a_splat, b[v], builder.load(y)]), y)
+        # the finished tile goes to C once, row r at c.flat[(i0 + r) * ldc + j0]
+        ldc = builder.extract_value(c_arr.shape, 1)
+        for r in range(MR):
+            c_row = builder.gep(c_arr.data, [builder.add(builder.mul(builder.add(i0_v, i64(r)), ldc), j0_v)])
+            for v in range(nvec):
+                builder.store(builder.load(acc[r * nvec + v]), vector_at(c_row, i64(v * lanes)), align=itemsize)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+outer_tile = _make_outer_tile(NVEC)       # the main kernel: MR rows x 2 vectors
+outer_tile_narrow = _make_outer_tile(1)   # for n <= one vector (e.g. n = 16 in float32)
 
 
 @njit(cache=True)
-def packed_row_length(k: int) -> int:
-    """Row length of a packed buffer: k rounded up to 16 elements, plus PAD."""
-    return (k + 15) // 16 * 16 + PAD
-
-
-@njit(cache=True)
-def pack_rows(src: np.ndarray, transposed: bool, r0: int, nrows: int, k: int, dst: np.ndarray) -> None:
-    """dst[i, :k] = row r0 + i of the matrix M, i < nrows, where M is src (r x k) or, when
-    `transposed`, src.T (src is then (k x r) and is read row by row)."""
-    if transposed:
-        for p in range(k):
-            for i in range(nrows):
-                dst[i, p] = src[p, r0 + i]
+def micro_tile(a, a_off, a_rs, a_ps, bp, k, c, i0, j0) -> None:
+    """`outer_tile` or `outer_tile_narrow`, whichever matches the width of the B panel bp."""
+    if bp.shape[1] * c.itemsize == VECTOR_BYTES:
+        outer_tile_narrow(a, a_off, a_rs, a_ps, bp, k, c, i0, j0)
     else:
-        for i in range(nrows):
-            for p in range(k):
-                dst[i, p] = src[r0 + i, p]
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def micro_tile(ap: np.ndarray, i0: int, bp: np.ndarray, j0: int, k: int, tile: np.ndarray) -> None:
-    """tile[r, j] = sum_p ap[i0 + r, p] * bp[j0 + j, p] for r < 6, j < 4 (packed A rows, packed B^T rows)."""
-    a0 = ap[i0]
-    a1 = ap[i0 + 1]
-    a2 = ap[i0 + 2]
-    a3 = ap[i0 + 3]
-    a4 = ap[i0 + 4]
-    a5 = ap[i0 + 5]
-    b0 = bp[j0]
-    b1 = bp[j0 + 1]
-    b2 = bp[j0 + 2]
-    b3 = bp[j0 + 3]
-    z = ap.dtype.type(0)
-    c00 = c01 = c02 = c03 = z
-    c10 = c11 = c12 = c13 = z
-    c20 = c21 = c22 = c23 = z
-    c30 = c31 = c32 = c33 = z
-    c40 = c41 = c42 = c43 = z
-    c50 = c51 = c52 = c53 = z
-    for p in range(k):
-        x0 = a0[p]
-        x1 = a1[p]
-        x2 = a2[p]
-        x3 = a3[p]
-        x4 = a4[p]
-        x5 = a5[p]
-        y0 = b0[p]
-        y1 = b1[p]
-        y2 = b2[p]
-        y3 = b3[p]
-        c00 += x0 * y0
-        c01 += x0 * y1
-        c02 += x0 * y2
-        c03 += x0 * y3
-        c10 += x1 * y0
-        c11 += x1 * y1
-        c12 += x1 * y2
-        c13 += x1 * y3
-        c20 += x2 * y0
-        c21 += x2 * y1
-        c22 += x2 * y2
-        c23 += x2 * y3
-        c30 += x3 * y0
-        c31 += x3 * y1
-        c32 += x3 * y2
-        c33 += x3 * y3
-        c40 += x4 * y0
-        c41 += x4 * y1
-        c42 += x4 * y2
-        c43 += x4 * y3
-        c50 += x5 * y0
-        c51 += x5 * y1
-        c52 += x5 * y2
-        c53 += x5 * y3
-    tile[0, 0], tile[0, 1], tile[0, 2], tile[0, 3] = c00, c01, c02, c03
-    tile[1, 0], tile[1, 1], tile[1, 2], tile[1, 3] = c10, c11, c12, c13
-    tile[2, 0], tile[2, 1], tile[2, 2], tile[2, 3] = c20, c21, c22, c23
-    tile[3, 0], tile[3, 1], tile[3, 2], tile[3, 3] = c30, c31, c32, c33
-    tile[4, 0], tile[4, 1], tile[4, 2], tile[4, 3] = c40, c41, c42, c43
-    tile[5, 0], tile[5, 1], tile[5, 2], tile[5, 3] = c50, c51, c52, c53
+        outer_tile(a, a_off, a_rs, a_ps, bp, k, c, i0, j0)
 
 
 @njit(cache=True)
-def pack_b_task(bt: np.ndarray, bt_trans: bool, t: int, nchunks: int, k: int, bp: np.ndarray) -> None:
-    """Task t of packing B^T: rows [c0, c0 + PACK_B_ROWS) of distinct B batch t // nchunks into bp."""
-    q = t // nchunks
-    c0 = (t % nchunks) * PACK_B_ROWS
-    n = bt.shape[1] if not bt_trans else bt.shape[2]
-    pack_rows(bt[q], bt_trans, c0, min(PACK_B_ROWS, n - c0), k, bp[q, c0:])
+def panel_width(out: np.ndarray) -> int:
+    """NR, the columns per panel of B and per micro-tile for out (nb, m, n): NVEC vectors' worth,
+    or a single vector if n fits in one (a wider tile would be half padding)."""
+    lanes = VECTOR_BYTES // out.itemsize
+    return lanes if out.shape[2] <= lanes else NVEC * lanes
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc, k) -> None:
-    """Task t: rows [i_start, i_start + mc) of output batch t // nblk, against all columns."""
+@njit(cache=True)
+def pack_b_panel(b: np.ndarray, b_trans: bool, j0: int, dst: np.ndarray) -> None:
+    """dst[p, j] = B[p, j0 + j] for dst (k, NR), zero past column n; B is b (k, n) or, if
+    b_trans, b.T (b is then (n, k) and is read along its rows)."""
+    k, nr = dst.shape
+    n = b.shape[0] if b_trans else b.shape[1]
+    cols = min(nr, n - j0)
+    if b_trans:
+        for j in range(cols):
+            src = b[j0 + j]
+            for p in range(k):
+                dst[p, j] = src[p]
+    else:
+        for p in range(k):
+            src = b[p, j0:j0 + cols]      # a slice indexed from 0 vectorises; b[p, j0 + j] does not
+            row = dst[p]
+            for j in range(cols):
+                row[j] = src[j]
+    for p in range(k):
+        for j in range(cols, nr):
+            dst[p, j] = 0
+
+
+@njit(cache=True)
+def pack_b_task(b, b_trans, t, npan, bp) -> None:
+    """Task t of packing B: panel t % npan of distinct B matrix t // npan into bp."""
+    q, jp = t // npan, t % npan
+    pack_b_panel(b[q], b_trans, jp * bp.shape[3], bp[q, jp])
+
+
+@njit(cache=True)
+def row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc) -> None:
+    """Task t: rows [i_start, i_start + mc) of output batch t // nblk, against all columns.
+
+    A is read in place (a tile's MR rows are MR strided streams of broadcast loads, which the
+    cache serves as well as a packed copy would); only a final group of fewer than MR rows is
+    copied, zero-padded, into `a_edge`. Tiles that overhang C land in `c_edge` and are copied.
+    """
     batch = t // nblk
     i_start = (t % nblk) * mc
     m, n = out.shape[1], out.shape[2]
+    k, nr = bp.shape[2], bp.shape[3]
     rows = min(mc, m - i_start)
-    # scratch for this task's rows of A, zero rows up to a whole number of MR-row tiles
-    ap = np.zeros(((rows + MR - 1) // MR * MR, bp.shape[2]), out.dtype)
-    pack_rows(a[a_idx[batch]], a_trans, i_start, rows, k, ap)
+    i_end = i_start + rows
+    aq = a_idx[batch]
+    a_base = aq * m * k                    # offset of this batch's A in a (m * k elements each)
+    a_rs, a_ps = (1, m) if a_trans else (k, 1)
+    full_end = i_start + rows // MR * MR   # rows before this are covered by whole MR-row tiles
+    a_edge = np.zeros((k if full_end < i_end else 0, MR), out.dtype)
+    for i in range(full_end, i_end):
+        for p in range(k):
+            a_edge[p, i - full_end] = a[aq, p, i] if a_trans else a[aq, i, p]
     bq = bp[b_idx[batch]]
     c = out[batch]
-    tile = np.empty((MR, NR), out.dtype)
-    for j0 in range(0, n, NR):                 # one NR-column panel of B^T stays in L1 ...
-        for i0 in range(0, rows, MR):          # ... while every MR-row tile of packed A meets it
-            micro_tile(ap, i0, bq, j0, k, tile)
-            for r in range(min(MR, rows - i0)):
-                for j in range(min(NR, n - j0)):
-                    c[i_start + i0 + r, j0 + j] = tile[r, j]
+    c_edge = np.empty((MR, nr), out.dtype)
+    for jp in range(bq.shape[0]):              # one panel of B stays hot ...
+        j0 = jp * nr
+        cols = min(nr, n - j0)
+        for i0 in range(i_start, i_end, MR):   # ... while every row tile of the task meets it
+            direct = i0 < full_end and cols == nr
+            dst, di, dj = (c, i0, j0) if direct else (c_edge, 0, 0)
+            if i0 < full_end:
+                micro_tile(a, a_base + i0 * a_rs, a_rs, a_ps, bq[jp], k, dst, di, dj)
+            else:
+                micro_tile(a_edge, 0, 1, MR, bq[jp], k, dst, di, dj)
+            if not direct:
+                for r in range(min(MR, i_end - i0)):
+                    for j in range(cols):
+                        c[i0 + r, j0 + j] = c_edge[r, j]
 
 
 @njit(cache=True, parallel=True)
-def matmul_parallel(a, a_trans, a_idx, bt, bt_trans, b_idx, out, mc) -> None:
-    """out[t] = A[a_idx[t]] @ B[b_idx[t]]; A stored as a (rows, k) or, if a_trans, (k, rows);
-    B given as B^T: bt (n, k) or, if bt_trans, (k, n). All arrays C-contiguous and 3-D."""
+def matmul_parallel(a, a_trans, a_idx, b, b_trans, b_idx, out, mc) -> None:
+    """out[t] = A[a_idx[t]] @ B[b_idx[t]]; A stored as a (m, k) or, if a_trans, (k, m); B stored
+    as b (k, n) or, if b_trans, (n, k). All arrays C-contiguous and 3-D; k >= 1; mc a multiple
+    of MR (rows per task)."""
     k = a.shape[1] if a_trans else a.shape[2]
     nb, m, n = out.shape
-    nchunks = (n + PACK_B_ROWS - 1) // PACK_B_ROWS
-    bp = np.zeros((bt.shape[0], nchunks * PACK_B_ROWS, packed_row_length(k)), out.dtype)
-    for t in prange(bt.shape[0] * nchunks):
-        pack_b_task(bt, bt_trans, t, nchunks, k, bp)
+    nr = panel_width(out)
+    npan = (n + nr - 1) // nr
+    bp = np.empty((b.shape[0], npan, k, nr), out.dtype)
+    for t in prange(b.shape[0] * npan):
+        pack_b_task(b, b_trans, t, npan, bp)
     nblk = (m + mc - 1) // mc
     for t in prange(nb * nblk):
-        row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc, k)
+        row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc)
 
 
 @njit(cache=True)
-def matmul_serial(a, a_trans, a_idx, bt, bt_trans, b_idx, out, mc) -> None:
+def matmul_serial(a, a_trans, a_idx, b, b_trans, b_idx, out, mc) -> None:
     """`matmul_parallel` on one thread, for small products."""
     k = a.shape[1] if a_trans else a.shape[2]
     nb, m, n = out.shape
-    nchunks = (n + PACK_B_ROWS - 1) // PACK_B_ROWS
-    bp = np.zeros((bt.shape[0], nchunks * PACK_B_ROWS, packed_row_length(k)), out.dtype)
-    for t in range(bt.shape[0] * nchunks):
-        pack_b_task(bt, bt_trans, t, nchunks, k, bp)
+    nr = panel_width(out)
+    npan = (n + nr - 1) // nr
+    bp = np.empty((b.shape[0], npan, k, nr), out.dtype)
+    for t in range(b.shape[0] * npan):
+        pack_b_task(b, b_trans, t, npan, bp)
     nblk = (m + mc - 1) // mc
     for t in range(nb * nblk):
-        row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc, k)
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def rows_axpy(a: np.ndarray, a_trans: bool, b: np.ndarray, c: np.ndarray, i_start: int, rows: int) -> None:
-    """c[i] = sum_p A[i, p] * b[p] for rows i in [i_start, i_start + rows); A is a, or a.T if
-    a_trans; b is row-major (k, n). Four rows of b per pass over c[i]."""
-    k = b.shape[0]
-    n = b.shape[1]
-    for i in range(i_start, i_start + rows):
-        ci = c[i]
-        ci[:] = 0
-        p = 0
-        while p + 4 <= k:
-            if a_trans:
-                a0, a1, a2, a3 = a[p, i], a[p + 1, i], a[p + 2, i], a[p + 3, i]
-            else:
-                a0, a1, a2, a3 = a[i, p], a[i, p + 1], a[i, p + 2], a[i, p + 3]
-            b0, b1, b2, b3 = b[p], b[p + 1], b[p + 2], b[p + 3]
-            for j in range(n):
-                ci[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
-            p += 4
-        while p < k:
-            a0 = a[p, i] if a_trans else a[i, p]
-            b0 = b[p]
-            for j in range(n):
-                ci[j] += a0 * b0[j]
-            p += 1
-
-
-@njit(cache=True)
-def small_k_task(a, a_trans, a_idx, b, b_trans, b_idx, out, t, nblk, mc) -> None:
-    """Task t of the short-k product: rows [i0, i0 + mc) of output batch t // nblk. B must be
-    row-major (k, n) for `rows_axpy`; if it is stored as B^T (b_trans), this task transposes its
-    batch's B into a scratch buffer first (k * n values, small since k is)."""
-    batch = t // nblk
-    i0 = (t % nblk) * mc
-    bq = b[b_idx[batch]]
-    if b_trans:
-        n, k = bq.shape
-        scratch = np.empty((k, n), bq.dtype)
-        for j in range(n):
-            for p in range(k):
-                scratch[p, j] = bq[j, p]
-        bq = scratch
-    rows_axpy(a[a_idx[batch]], a_trans, bq, out[batch], i0, min(mc, out.shape[1] - i0))
-
-
-@njit(cache=True, parallel=True)
-def matmul_small_k_parallel(a, a_trans, a_idx, b, b_trans, b_idx, out, mc) -> None:
-    """out[t] = A[a_idx[t]] @ B[b_idx[t]] for short k; b is (nb, k, n), or (nb, n, k) if b_trans."""
-    nblk = (out.shape[1] + mc - 1) // mc
-    for t in prange(out.shape[0] * nblk):
-        small_k_task(a, a_trans, a_idx, b, b_trans, b_idx, out, t, nblk, mc)
-
-
-@njit(cache=True)
-def matmul_small_k_serial(a, a_trans, a_idx, b, b_trans, b_idx, out, mc) -> None:
-    """`matmul_small_k_parallel` on one thread."""
-    nblk = (out.shape[1] + mc - 1) // mc
-    for t in range(out.shape[0] * nblk):
-        small_k_task(a, a_trans, a_idx, b, b_trans, b_idx, out, t, nblk, mc)
+        row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc)
