@@ -29,7 +29,7 @@ Implementation choices (read these before the code):
   copies (q rows to TR, keys to 2*SW, features to SW): the whole score tile, a plain stable softmax and whole
   -head products on the same `_gemm_tile`. No 64-padding, no online rescaling, and the backward task owns
   its head (dq, dk, dv without races or per-thread buffers). Measured faster than the blocked path up to
-  T = 128 (7-30x at T = 32, d = 16); see docs/_fused_attention_section.md.
+  T = 128 (7-30x at T = 32, d = 16); see docs/kernels.md ("Fused attention").
 
 lse is returned in natural-log units; a fully masked row has lse = -inf, o = 0 and zero gradients.
 """
