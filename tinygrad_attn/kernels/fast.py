@@ -134,44 +134,40 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- softmax family
 
 
+def _rowwise(parallel, serial, *arrays: np.ndarray) -> np.ndarray:
+    """Run a per-row kernel over the last axis of same-shaped arrays, into a new array of that shape."""
+    rows = [_rows(a) for a in arrays]
+    out = np.empty_like(rows[0])
+    (parallel if _is_big(out.size) else serial)(*rows, out)
+    return out.reshape(arrays[0].shape)
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     """y = exp(x - max) / sum(exp(x - max)) over the last axis; a row that is all -inf gives zeros."""
     if not _covered(x) or x.ndim == 0 or x.size == 0:
         return reference.softmax(x)
-    x2 = _rows(x)
-    y = np.empty_like(x2)
-    (softmax_parallel if _is_big(x2.size) else softmax_serial)(x2, y)
-    return y.reshape(x.shape)
+    return _rowwise(softmax_parallel, softmax_serial, x)
 
 
 def softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """dx = y * (dy - sum(y * dy)) over the last axis."""
     if not _covered(y, dy) or y.ndim == 0 or y.size == 0 or y.shape != dy.shape:
         return reference.softmax_backward(y, dy)
-    y2, dy2 = _rows(y), _rows(dy)
-    dx = np.empty_like(y2)
-    (softmax_backward_parallel if _is_big(y2.size) else softmax_backward_serial)(y2, dy2, dx)
-    return dx.reshape(y.shape)
+    return _rowwise(softmax_backward_parallel, softmax_backward_serial, y, dy)
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
     """y = x - max - log(sum(exp(x - max))) over the last axis."""
     if not _covered(x) or x.ndim == 0 or x.size == 0:
         return reference.log_softmax(x)
-    x2 = _rows(x)
-    y = np.empty_like(x2)
-    (log_softmax_parallel if _is_big(x2.size) else log_softmax_serial)(x2, y)
-    return y.reshape(x.shape)
+    return _rowwise(log_softmax_parallel, log_softmax_serial, x)
 
 
 def log_softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """dx = dy - exp(y) * sum(dy) over the last axis, where y = log_softmax(x)."""
     if not _covered(y, dy) or y.ndim == 0 or y.size == 0 or y.shape != dy.shape:
         return reference.log_softmax_backward(y, dy)
-    y2, dy2 = _rows(y), _rows(dy)
-    dx = np.empty_like(y2)
-    (log_softmax_backward_parallel if _is_big(y2.size) else log_softmax_backward_serial)(y2, dy2, dx)
-    return dx.reshape(y.shape)
+    return _rowwise(log_softmax_backward_parallel, log_softmax_backward_serial, y, dy)
 
 
 # ----------------------------------------------------------------------------- cross-entropy
