@@ -19,7 +19,7 @@ import numpy as np
 
 from . import ops
 from .random import rng
-from .tensor import FLOATS, Tensor, apply, broadcast_shape, index_array, no_grad
+from .tensor import FLOATS, Tensor, apply, broadcast_shape, index_array, no_grad, promote
 
 
 def _float_tensor(op: str, x, name: str = "input") -> Tensor:
@@ -28,14 +28,6 @@ def _float_tensor(op: str, x, name: str = "input") -> Tensor:
     if x.dtype not in FLOATS:
         raise TypeError(f"{op}: {name} must be a float32 or float64 tensor, got dtype {x.dtype} (shape {x.shape})")
     return x
-
-
-def _promote(*tensors: Tensor) -> tuple[Tensor, ...]:
-    """Cast float32 tensors to float64 if any input is float64 (as numpy and PyTorch promote)."""
-    if all(t.dtype == tensors[0].dtype for t in tensors):
-        return tensors
-    zero = Tensor(np.zeros((), np.float64))                    # a Tensor operand keeps its dtype, so this promotes
-    return tuple(t if t.dtype == np.float64 else t + zero for t in tensors)
 
 
 # ----------------------------------------------------------------------------- activations and normalisation
@@ -71,7 +63,7 @@ def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Te
     if x.ndim == 0 or weight.shape != (x.shape[-1],) or bias.shape != (x.shape[-1],):
         raise ValueError(f"layer_norm: input of shape {x.shape} needs weight and bias of shape "
                          f"({x.shape[-1] if x.ndim else '?'},), got {weight.shape} and {bias.shape}")
-    x, weight, bias = _promote(x, weight, bias)
+    x, weight, bias = promote(x, weight, bias)
     return apply(ops.LayerNorm, x, weight, bias, eps=float(eps))
 
 

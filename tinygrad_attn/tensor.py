@@ -383,8 +383,8 @@ class Tensor:
         items = index if isinstance(index, tuple) else (index,)
         items = tuple(index_array("getitem", i) if isinstance(i, (Tensor, list, np.ndarray)) else i for i in items)
         advanced = any(isinstance(i, np.ndarray) for i in items)
-        try:
-            np.empty(self.shape, np.bool_)[items]               # validate on a cheap stand-in before the op runs
+        try:                                                    # validate on a zero-stride stand-in before the op runs
+            np.broadcast_to(np.bool_(False), self.shape)[items]
         except (IndexError, TypeError, ValueError) as e:
             raise TensorIndexError(f"getitem: index {index!r} does not fit a tensor of shape {self.shape}: {e}") \
                 from None
@@ -406,8 +406,7 @@ def matmul(a, b) -> Tensor:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
                          f"({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})")
     broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
-    if a.dtype != b.dtype:                                     # the kernels take one dtype: promote as numpy does
-        a, b = (t if t.dtype == np.float64 else _cast(t, np.float64) for t in (a, b))
+    a, b = promote(a, b)                                       # the kernels take one dtype
     if a.ndim == 1:                                            # [k] @ [..., k, n] -> [..., n]
         out = matmul(a.reshape(1, -1), b)
         return out.reshape(out.shape[:-2] + out.shape[-1:]) if b.ndim > 1 else out.reshape(())
@@ -416,9 +415,13 @@ def matmul(a, b) -> Tensor:
     return apply(ops.MatMul, a, b)
 
 
-def _cast(t: Tensor, dtype) -> Tensor:
-    """t in another float dtype, the gradient flowing back unchanged (the engine casts it back)."""
-    return t + Tensor._make(np.zeros((), dtype), False, None)
+def promote(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors in one float dtype, float64 if any is float64 (as numpy promotes). A cast is an
+    Add of a float64 zero, so the gradient flows back unchanged (the engine casts it to each input's dtype)."""
+    if all(t.dtype == tensors[0].dtype for t in tensors):
+        return tensors
+    zero = Tensor._make(np.zeros((), np.float64), False, None)
+    return tuple(t if t.dtype == np.float64 else t + zero for t in tensors)
 
 
 def cat(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
