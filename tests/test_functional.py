@@ -142,6 +142,36 @@ def test_linear(backend, rng):
         F.linear(x, leaf(rng, 5, 4))
 
 
+@pytest.mark.parametrize("x_shape", [(1, 1), (7, 1), (13, 1), (2, 1, 1), (3, 5, 1), (1, 1, 1)])
+@pytest.mark.parametrize("n_in,n_out", [(1, 1), (3, 7), (13, 2)])
+def test_linear_fused_op_gradcheck(backend, rng, x_shape, n_in, n_out):
+    """The one-node x W + b (ops.Linear) on batch axes and edge sizes; a transposed x too."""
+    x, w, b = leaf(rng, *x_shape[:-1], n_in), leaf(rng, n_in, n_out), leaf(rng, n_out)
+    out = F.linear(x, w, b)
+    assert type(out._ctx).__name__ == "Linear"
+    np.testing.assert_allclose(out.data, x.data @ w.data + b.data, rtol=1e-12)
+    assert ta.gradcheck(F.linear, [x, w, b])
+    xt = ta.Tensor(rng.standard_normal((n_in, *x_shape[:-1][::-1])).T, requires_grad=True)   # [..., in], F-order
+    assert ta.gradcheck(F.linear, [xt, w, b])
+
+
+def test_linear_other_bias_shapes_and_dtypes(backend, rng):
+    x, w = leaf(rng, 4, 3), leaf(rng, 3, 2)
+    b_col = leaf(rng, 4, 1)                                         # broadcast bias: the plain x @ W + b path
+    np.testing.assert_allclose(F.linear(x, w, b_col).data, x.data @ w.data + b_col.data)
+    assert ta.gradcheck(F.linear, [x, w, b_col])
+    v = leaf(rng, 3)                                                # a single vector in
+    np.testing.assert_allclose(F.linear(v, w, leaf(rng, 2)).shape, (2,))
+    w32, b32 = leaf(rng, 3, 2, dtype=np.float32), leaf(rng, 2, dtype=np.float32)
+    out = F.linear(x, w32, b32)                                     # float64 x, float32 layer: float64 out
+    assert out.dtype == np.float64
+    out.sum().backward()
+    assert w32.grad.dtype == np.float32 and b32.grad.dtype == np.float32
+    np.testing.assert_allclose(b32.grad, [4.0, 4.0])
+    with pytest.raises(TypeError, match=r"linear: bias must be a float32 or float64 tensor"):
+        F.linear(x, w, ta.Tensor(np.array([True, False])))
+
+
 def test_layer_norm(backend, rng):
     x, w, b = leaf(rng, 2, 7), leaf(rng, 7), leaf(rng, 7)
     xhat = (x.data - x.data.mean(-1, keepdims=True)) / np.sqrt(x.data.var(-1, keepdims=True) + 1e-5)
@@ -197,3 +227,11 @@ def test_embedding(backend, rng):
         F.embedding([-1], w)
     with pytest.raises(TypeError, match="embedding: indices must be integers"):
         F.embedding([True, False], w)
+
+
+@pytest.mark.parametrize("ids_shape", [(1,), (7,), (2, 13), (3, 1, 5)])
+def test_embedding_gradcheck(backend, rng, ids_shape):
+    w = leaf(rng, 5, 3)
+    ids = rng.integers(0, 5, ids_shape)                             # 5 rows: ids repeat
+    assert type(F.embedding(ids, w)._ctx).__name__ == "Embedding"
+    assert ta.gradcheck(lambda t: F.embedding(ids, t), [w])

@@ -4,8 +4,11 @@ import os
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinygrad_attn.kernels import attention, attention_reference
 
@@ -61,6 +64,11 @@ def _check(bh, tq, tk, d, dv, causal, mask_kind, dtype, contiguous=True, seed=0)
         q, k, v, do = (_noncontiguous(x) for x in (q, k, v, do))
     mask = _make_mask(mask_kind, rng, bh, tq, tk)
     scale = 1.0 / np.sqrt(d)
+    return _check_against_reference(q, k, v, do, mask, causal, scale, dtype)
+
+
+def _check_against_reference(q, k, v, do, mask, causal, scale, dtype):
+    """Fused forward and backward against the reference on the same inputs; returns (o, lse, grads)."""
     o, lse = attention.attention_forward(q, k, v, mask, causal, scale)
     o_ref, lse_ref = attention_reference.attention_forward(q, k, v, mask, causal, scale)
     _compare(o, o_ref, dtype, "o")
@@ -161,6 +169,158 @@ def test_threshold_selects_the_path(tq, tk, small, monkeypatch):
     assert attention.SMALL_TILE == 128 * 128
     _check(1, tq, tk, 3, 5, True, "none", np.float32, seed=8)
     assert len(calls) == 2 and all(name.startswith("_small") == small for name in calls), calls
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 4-D (B, H, T, c) inputs in any layout
+# --------------------------------------------------------------------------------------------------------------
+
+LAYOUTS = ["contiguous", "split", "heads-outer", "strided"]
+
+
+def _in_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """x (B, H, T, c), same values, in another memory layout: C-contiguous; "split", the head-split view
+    y.reshape(B, T, H, c).transpose(0, 2, 1, 3) of a (B, T, H*c) projection as a multi-head layer makes it;
+    "heads-outer", memory running (H, B, T, c); "strided", memory running (c, B, H, T) with every other element
+    (no axis of unit stride)."""
+    b, h, t, c = x.shape
+    if layout == "contiguous":
+        view = np.ascontiguousarray(x)
+    elif layout == "split":
+        view = np.ascontiguousarray(x.transpose(0, 2, 1, 3)).reshape(b, t, h * c).reshape(b, t, h, c)
+        view = view.transpose(0, 2, 1, 3)
+    elif layout == "heads-outer":
+        view = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    else:
+        wide = np.zeros((c, b, h, 2 * t), x.dtype)
+        wide[..., ::2] = x.transpose(3, 0, 1, 2)
+        view = wide[..., ::2].transpose(1, 2, 3, 0)
+    assert np.array_equal(view, x)
+    return view
+
+
+def _make_mask_4d(kind: str, rng, b: int, h: int, tq: int, tk: int) -> np.ndarray | None:
+    """None; a (B, 1, Tq, Tk) mask shared by the heads; a key-padding mask (B, 1, 1, Tk); a full (B, H, Tq, Tk)
+    mask; or one (Tq, Tk) mask for everything. Passed as they are: the kernels broadcast them."""
+    if kind == "none":
+        return None
+    if kind == "heads":
+        return rng.random((b, 1, tq, tk)) < 0.7
+    if kind == "padding":
+        return np.arange(tk)[None, None, None, :] < rng.integers(1, tk + 1, size=(b, 1, 1, 1))
+    if kind == "full":
+        return rng.random((b, h, tq, tk)) < 0.6
+    return rng.random((tq, tk)) < 0.7
+
+
+def _same_memory_order(x: np.ndarray, like: np.ndarray) -> bool:
+    """x's axes run in memory in the same order as like's (axes of size 1 in either, whose strides say
+    nothing, left out), and x is dense (a fresh output, not a view into something bigger)."""
+    axes = [a for a in range(x.ndim) if x.shape[a] > 1 and like.shape[a] > 1]
+    order = [sorted(axes, key=lambda a: -abs(y.strides[a])) for y in (x, like)]
+    dense = sum(abs(s) * (n - 1) for s, n in zip(x.strides, x.shape)) + x.itemsize == x.nbytes
+    return order[0] == order[1] and dense
+
+
+def _check_4d(shape, causal, mask, dtype, layouts, seed=0):
+    """The fused kernels on 4-D q, k, v, do in the given layouts: against the reference on the same views,
+    against themselves on 3-D (B*H, T, c) copies, and the layout promises (o like q, dq, dk, dv like q, k, v;
+    lse (B, H, Tq))."""
+    b, h, tq, tk, d, dv = shape
+    rng = np.random.default_rng(seed)
+    shapes = [(b, h, tq, d), (b, h, tk, d), (b, h, tk, dv), (b, h, tq, dv)]
+    data = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    q, k, v, do = (_in_layout(x, layout) for x, layout in zip(data, layouts))
+    scale = 1.0 / np.sqrt(d)
+    o, lse, grads = _check_against_reference(q, k, v, do, mask, causal, scale, dtype)
+    assert lse.shape == (b, h, tq) and lse.flags.c_contiguous
+    for out, like in zip((o, *grads), (q, q, k, v)):
+        assert _same_memory_order(out, like), (out.strides, like.strides)
+
+    def flat(x):
+        return np.ascontiguousarray(x).reshape(b * h, *x.shape[2:])
+    mask3 = None if mask is None else flat(np.broadcast_to(mask, (b, h, tq, tk)))
+    o3, lse3 = attention.attention_forward(flat(q), flat(k), flat(v), mask3, causal, scale)
+    grads3 = attention.attention_backward(flat(q), flat(k), flat(v), o3, flat(do), lse3, mask3, causal, scale)
+    for name, got, want in zip(("o", "lse", "dq", "dk", "dv"), (o, lse, *grads), (o3, lse3, *grads3)):
+        got = got.reshape(want.shape)
+        live = np.isfinite(want)
+        assert np.array_equal(live, np.isfinite(got)), name
+        _compare(got[live], want[live], dtype, f"{name} vs 3-D")
+
+
+SHAPES_4D = [   # (B, H, Tq, Tk, d, dv)
+    (2, 3, 37, 37, 17, 17),     # odd d, T not a multiple of any block or tile size
+    (1, 2, 70, 66, 20, 12),     # B = 1, Tq != Tk, dv != d
+    (3, 1, 9, 13, 5, 3),        # H = 1; small enough for the serial small-T driver
+    (2, 2, 1, 1, 1, 1),         # T = 1, d = 1
+    (2, 2, 150, 140, 64, 32),   # T > 128 (the blocked path unless forced), threaded
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_4d_inputs_in_any_layout(layout, causal, dtype, path):
+    for seed, shape in enumerate(SHAPES_4D):
+        _check_4d(shape, causal, None, dtype, [layout] * 4, seed)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mask_kind", ["heads", "padding", "full", "shared"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_4d_masks(mask_kind, causal, dtype, path):
+    rng = np.random.default_rng(9)
+    for shape in [(2, 3, 37, 45, 16, 8), (2, 2, 140, 130, 32, 32)]:
+        mask = _make_mask_4d(mask_kind, rng, *shape[:4])
+        if mask_kind == "heads":                  # broadcast over the heads as a view, never materialised
+            assert attention._mask_arg(mask, shape[:4]).strides[1] == 0
+        _check_4d(shape, causal, mask, dtype, ["split"] * 4)
+
+
+def test_4d_mixed_layouts(path):
+    """q, k, v, do each in its own layout; every output follows its own input."""
+    for shape in [(2, 3, 33, 29, 12, 20), (2, 2, 130, 129, 16, 24)]:
+        _check_4d(shape, True, None, np.float32, ["split", "contiguous", "heads-outer", "strided"])
+        _check_4d(shape, False, None, np.float64, ["strided", "split", "contiguous", "split"])
+
+
+def test_head_split_views_round_trip_without_copies(path):
+    """The multi-head layer's use: q, k, v, do are head-split views of (B, T, H*dh) arrays, and o, dq, dk, dv
+    come back as (B, T, H, dh) buffers, so the reshape back to (B, T, H*dh) is a view, not a copy."""
+    b, h, t, dh = 2, 4, 40, 8
+    rng = np.random.default_rng(10)
+    q, k, v, do = (rng.standard_normal((b, t, h * dh)).reshape(b, t, h, dh).transpose(0, 2, 1, 3) for _ in range(4))
+    o, lse = attention.attention_forward(q, k, v, None, True, 0.3)
+    grads = attention.attention_backward(q, k, v, o, do, lse, None, True, 0.3)
+    for out in (o, *grads):
+        assert out.transpose(0, 2, 1, 3).flags.c_contiguous
+        assert np.shares_memory(out.transpose(0, 2, 1, 3).reshape(b, t, h * dh), out)
+    assert lse.shape == (b, h, t)
+    contiguous = [np.ascontiguousarray(x) for x in (q, k, v, do)]
+    o, lse = attention.attention_forward(*contiguous[:3], None, True, 0.3)
+    grads = attention.attention_backward(*contiguous[:3], o, contiguous[3], lse, None, True, 0.3)
+    assert all(x.flags.c_contiguous for x in (o, lse, *grads))
+
+
+@settings(max_examples=25, deadline=None)
+@given(b=st.integers(1, 3), h=st.integers(1, 3), tq=st.integers(1, 40), tk=st.integers(1, 40), d=st.integers(1, 20),
+       dv=st.integers(1, 20), layout=st.sampled_from(LAYOUTS), causal=st.booleans(), blocked=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_4d_hypothesis(b, h, tq, tk, d, dv, layout, causal, blocked, seed):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(attention, "SMALL_TILE", 0 if blocked else attention.SMALL_TILE)
+        _check_4d((b, h, tq, tk, d, dv), causal, None, np.float64, [layout] * 4, seed)
+
+
+def test_head_views_are_typed_layout_a():
+    """`_head` hands every input to the per-head kernels as a layout-'A' (T, c) view, C-contiguous or not, so
+    those kernels compile once per dtype and mask type for all input layouts (compile time of a cold cache)."""
+    head = numba.njit(lambda x: attention._head(x, 1))
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    for view in (x, _in_layout(x, "split"), _in_layout(x, "heads-outer")):
+        np.testing.assert_array_equal(head(view), view[0, 1])
+    assert {sig.return_type.layout for sig in head.nopython_signatures} == {"A"}
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -335,6 +335,56 @@ def test_layer_norm_strided_input():
         check(g, r, np.float32)
 
 
+# ----------------------------------------------------------------------------- embedding backward, Adam
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ids_shape,num", [((1,), 1), ((7,), 3), ((2, 13), 5), ((32, 32), 16)])
+def test_embedding_backward(dtype, ids_shape, num):
+    ids = np.random.default_rng(1).integers(0, num, ids_shape)     # small tables: ids repeat
+    dy = randn(*ids_shape, 11, dtype=dtype)
+    want = np.zeros((num, 11), dtype)
+    for i, r in enumerate(ids.reshape(-1)):                        # by hand: row r gets every dy row that used it
+        want[r] += dy.reshape(-1, 11)[i]
+    check(reference.embedding_backward(ids, dy, num), want, dtype)
+    check(fast.embedding_backward(ids, dy, num), want, dtype)
+    strided = randn(*ids_shape, 22, dtype=dtype)[..., ::2]          # not contiguous
+    check(fast.embedding_backward(ids, strided, num), reference.embedding_backward(ids, strided, num), dtype)
+
+
+def test_embedding_backward_out_of_range_goes_to_numpy():
+    with pytest.raises(IndexError):                               # never a write outside the table
+        fast.embedding_backward(np.array([0, 3]), randn(2, 4), 3)
+
+
+def _adam_args(dtype, shape, seed=0):
+    p, g = randn(*shape, dtype=dtype, seed=seed), randn(*shape, dtype=dtype, seed=seed + 1)
+    m, v = randn(*shape, dtype=dtype, seed=seed + 2) * 0.1, np.abs(randn(*shape, dtype=dtype, seed=seed + 3))
+    return p, g, m, v
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7, 13), (3, 5, 31), (BIG_ROWS, 64)])
+@pytest.mark.parametrize("l2,shrink", [(0.0, 1.0), (0.3, 1.0), (0.0, 0.99)])
+def test_adam_update(dtype, shape, l2, shrink):
+    scalars = (0.9, 0.999, 0.01 / (1 - 0.9 ** 3), np.sqrt(1 - 0.999 ** 3), 1e-8, l2, shrink)
+    want, got = _adam_args(dtype, shape), _adam_args(dtype, shape)
+    reference.adam_update(*want, *scalars)
+    fast.adam_update(*got, *scalars)
+    for g, w in zip(got, want):                                   # p, m and v all updated in place alike
+        np.testing.assert_allclose(g, w, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).tiny)
+
+
+def test_adam_update_non_contiguous_falls_back():
+    p, g, m, v = _adam_args(np.float32, (6, 8))
+    pt, mt, vt = p.T, m.T, v.T                                    # transposed views, updated in place
+    want = [x.copy() for x in (pt, g.T, mt, vt)]
+    reference.adam_update(*want, 0.9, 0.999, 0.1, 0.5, 1e-8, 0.0, 1.0)
+    fast.adam_update(pt, g.T, mt, vt, 0.9, 0.999, 0.1, 0.5, 1e-8, 0.0, 1.0)
+    for got, w in zip((pt, mt, vt), (want[0], want[2], want[3])):
+        np.testing.assert_array_equal(got, w)
+
+
 # ----------------------------------------------------------------------------- package plumbing
 
 

@@ -91,8 +91,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[0]:
         raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
                          f"(the input's last axis must equal the weight's first)")
+    if bias is not None and bias.shape == weight.shape[1:] and x.ndim > 1:   # the usual case: one fused op
+        x, weight, bias = promote(x, _float_tensor("linear", weight, "weight"), _float_tensor("linear", bias, "bias"))
+        return apply(ops.Linear, x, weight, bias)              # [..., in] @ [in, out] + [out] -> [..., out]
     y = x @ weight                                             # [..., in] @ [in, out] -> [..., out]
-    return y if bias is None else y + bias                     # [..., out] + [out]
+    return y if bias is None else y + bias                     # [..., out] + broadcast bias
 
 
 def embedding(indices, weight: Tensor) -> Tensor:
@@ -106,7 +109,7 @@ def embedding(indices, weight: Tensor) -> Tensor:
         bad = idx[(idx < 0) | (idx >= num)].flat[0]
         raise ValueError(f"embedding: index {bad} is out of range for a table of {num} rows "
                          f"(weight shape {weight.shape}, indices shape {idx.shape})")
-    return weight[idx]                                         # [...] -> [..., dim]
+    return apply(ops.Embedding, weight, ids=idx)               # [...] -> [..., dim]
 
 
 # ----------------------------------------------------------------------------- losses
@@ -257,10 +260,18 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask=None, cau
     batch = broadcast_shape(op, q.shape[:-2], k.shape[:-2], v.shape[:-2])
     t_q, (t_k, d_v) = q.shape[-2], v.shape[-2:]
     allowed = attention_mask(mask, False, (*batch, t_q, t_k), op)
-    if allowed is not None:                                    # [..., T_q, T_k] -> [BH, T_q, T_k]
-        allowed = np.broadcast_to(allowed, (*batch, t_q, t_k)).reshape(-1, t_q, t_k)
-    bh = math.prod(batch)
-    q3, k3, v3 = (t.reshape(bh, *t.shape[-2:]) if t.shape[:-2] == batch
-                  else (t + np.zeros((*batch, 1, 1), t.dtype)).reshape(bh, *t.shape[-2:]) for t in (q, k, v))
-    out = apply(ops.Attention, q3, k3, v3, mask=allowed, causal=bool(causal), scale=_scores_scale(q, scale))
-    return out.reshape(*batch, t_q, d_v)                       # [BH, T_q, d_v] -> [..., T_q, d_v]
+    # The kernel takes [B, H, T, d] with any strides, so a multi-head layer's head-split views of its
+    # [B, T, H*d_h] projections go in, and their gradients come out, without a copy.
+    heads = (1,) * (2 - len(batch)) + batch if len(batch) <= 2 else (math.prod(batch[:-1]), batch[-1])
+    if allowed is not None:                                    # [..., T_q, T_k] -> [B, H, T_q, T_k], a view
+        allowed = np.broadcast_to(allowed, (*batch, t_q, t_k)).reshape(*heads, t_q, t_k)
+    q4, k4, v4 = (_as_heads(t, batch, heads) for t in (q, k, v))
+    out = apply(ops.Attention, q4, k4, v4, mask=allowed, causal=bool(causal), scale=_scores_scale(q, scale))
+    return out if len(batch) == 2 else out.reshape(*batch, t_q, d_v)   # [B, H, T_q, d_v] -> [..., T_q, d_v]
+
+
+def _as_heads(t: Tensor, batch: tuple[int, ...], heads: tuple[int, int]) -> Tensor:
+    """t [..., T, d] as [B, H, T, d] (`heads` = (B, H)), broadcast to the joint batch shape first."""
+    if t.shape[:-2] != batch:                                  # a broadcast batch axis: materialise it
+        t = t + np.zeros((*batch, 1, 1), t.dtype)
+    return t if len(batch) == 2 else t.reshape(*heads, *t.shape[-2:])

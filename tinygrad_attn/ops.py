@@ -319,6 +319,44 @@ class MatMul(Function):
         return da, db
 
 
+class Linear(Function):
+    """out = x W + b, x [..., in], W [in, out], b [out]: one matmul over all rows of x, b added in place.
+
+    dx = g W^T,  dW = x^T g (every row of x, whatever its batch axes),  db = g summed over rows.
+    One node instead of MatMul + Add: no second [..., out] array in the forward, no unbroadcast of g.
+    """
+
+    def forward(self, x, w, b):
+        self.x, self.w = x, w
+        out = K.matmul(x, w)                                    # [..., in] @ [in, out] -> [..., out]
+        out += b                                                # [..., out] + [out], in place
+        return out
+
+    def backward(self, g):
+        x, w = self.x, self.w
+        g2 = g.reshape(-1, g.shape[-1])                         # [..., out] -> [N, out]
+        dx = dw = db = None
+        if self.needs_input_grad[0]:                            # reverses x @ W
+            dx = K.matmul(g, w.T)                               # [..., out] @ [out, in] -> [..., in]
+        if self.needs_input_grad[1]:
+            dw = K.matmul(x.reshape(-1, w.shape[0]).T, g2)      # [in, N] @ [N, out] -> [in, out]
+        if self.needs_input_grad[2]:                            # reverses += b: b fed every row
+            db = g2.sum(axis=0)                                 # [N, out] -> [out]
+        return dx, dw, db
+
+
+class Embedding(Function):
+    """out[..., :] = W[ids[...], :], a row lookup;  dW = each row of g added into the row it came from
+    (an id used twice gets both rows: kernels.embedding_backward)."""
+
+    def forward(self, w, ids):
+        self.ids, self.num = ids, w.shape[0]
+        return w[ids]                                           # [num, D] at [...] -> [..., D]
+
+    def backward(self, g):
+        return K.embedding_backward(self.ids, g, self.num)     # [..., D] -> [num, D]
+
+
 # ------------------------------------------------------------------------ softmax family (last axis, after a moveaxis)
 
 
@@ -383,8 +421,9 @@ class LayerNorm(Function):
 class Attention(Function):
     """out = softmax(scale * q k^T, masked) v in one fused kernel that never stores the (T_q, T_k) weights.
 
-    q (BH, T_q, d), k (BH, T_k, d), v (BH, T_k, d_v); `mask` None or bool broadcastable to
-    (BH, T_q, T_k), True = may attend. Forward keeps only each row's log-sum-exp; backward
+    q (B, H, T_q, d), k (B, H, T_k, d), v (B, H, T_k, d_v), any strides; `mask` None or bool broadcastable
+    to (B, H, T_q, T_k), True = may attend. The output and the gradients are laid out in memory like the
+    inputs (a head-split view in, a head-split view out). Forward keeps only each row's log-sum-exp; backward
     recomputes the weights P = exp(S - lse) block by block and, with D_i = sum_c dO_ic O_ic,
     gives dV = P^T dO,  dS = P * (dO V^T - D),  dQ = scale dS K,  dK = scale dS^T Q
     (kernels.attention_backward; the derivation is in docs/kernels.md).
@@ -392,7 +431,7 @@ class Attention(Function):
 
     def forward(self, q, k, v, mask, causal, scale):
         self.q, self.k, self.v, self.mask, self.causal, self.scale = q, k, v, mask, causal, scale
-        self.out, self.lse = K.attention_forward(q, k, v, mask, causal, scale)   # [BH, T_q, d_v], [BH, T_q]
+        self.out, self.lse = K.attention_forward(q, k, v, mask, causal, scale)   # [B, H, T_q, d_v], [B, H, T_q]
         return self.out
 
     def backward(self, g):

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .backend import K
 from .tensor import Tensor
 
 
@@ -100,22 +101,15 @@ class Adam(Optimizer):
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            g = p.grad
-            if self.weight_decay and self.decoupled:
-                p.data *= 1.0 - self.lr * self.weight_decay   # AdamW: shrink p directly
-            elif self.weight_decay:
-                g = g + self.weight_decay * p.data             # Adam: L2 penalty in the gradient
             if self.m[i] is None:
                 self.m[i], self.v[i] = np.zeros_like(p.data), np.zeros_like(p.data)
-            m, v = self.m[i], self.v[i]
             self.t[i] += 1
-            m *= beta1
-            m += (1.0 - beta1) * g
-            v *= beta2
-            v += (1.0 - beta2) * g * g
-            step_size = self.lr / (1.0 - beta1 ** self.t[i])
-            denom = np.sqrt(v) / math.sqrt(1.0 - beta2 ** self.t[i]) + self.eps
-            p.data -= step_size * m / denom
+            decay = self.lr * self.weight_decay
+            K.adam_update(p.data, p.grad, self.m[i], self.v[i], beta1, beta2,
+                          step_size=self.lr / (1.0 - beta1 ** self.t[i]),
+                          bias2_root=math.sqrt(1.0 - beta2 ** self.t[i]), eps=self.eps,
+                          l2=0.0 if self.decoupled else self.weight_decay,      # Adam: penalty in the gradient
+                          shrink=1.0 - decay if self.decoupled else 1.0)        # AdamW: shrink p directly
 
 
 class AdamW(Adam):

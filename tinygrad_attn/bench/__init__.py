@@ -57,6 +57,15 @@ def _calls_per_sample(fn, target_s: float = 2e-3) -> int:
     return max(1, min(1000, int(target_s / max(dt, 1e-7))))
 
 
+# OpenBLAS's workers (numpy's matmul) spin for ~0.1 s after every call, long enough to slow the next
+# implementation's sample by 2x on 2 cores; the bench runs in a child process where they sleep at once.
+_OPENBLAS_TIMEOUT = "OPENBLAS_THREAD_TIMEOUT"
+
+# Before each sample: let the previous implementation's OpenMP workers (Numba's or PyTorch's) finish
+# spinning and sleep, so that two thread pools do not fight over the cores (kernels/runtime.py).
+SETTLE_S = 0.005
+
+
 def time_case(case: BenchCase, repeats: int) -> dict[str, float]:
     """Median seconds per call of each implementation, samples interleaved across implementations."""
     for fn in case.impls.values():                  # warm-up: compilation, caches, thread pools
@@ -67,6 +76,7 @@ def time_case(case: BenchCase, repeats: int) -> dict[str, float]:
     for _ in range(repeats):
         for name, fn in case.impls.items():
             n = calls[name]
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
@@ -122,7 +132,8 @@ def environment() -> dict[str, object]:
         "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
         "numba_threads": numba.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
     }
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT",
+                "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         if var in os.environ:
             env[var] = os.environ[var]
     try:
@@ -162,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (5 if args.quick else 15)
     if repeats < 1:
         parser.error("--repeats must be at least 1")
+    if _OPENBLAS_TIMEOUT not in os.environ:           # OpenBLAS reads it once, when numpy loads: rerun
+        child = [sys.executable, "-m", "tinygrad_attn.bench", *(sys.argv[1:] if argv is None else argv)]
+        return subprocess.call(child, env={**os.environ, _OPENBLAS_TIMEOUT: "4"})
 
     env = environment()
     print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))

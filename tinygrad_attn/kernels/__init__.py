@@ -9,21 +9,19 @@ Nothing is compiled at import: each kernel is compiled on its first call (or loa
 Numba's on-disk cache, `cache=True`).
 """
 
-import os
+from . import runtime
 
-# Numba's OpenMP workers spin-wait between parallel kernels by default. On a 2-core machine that is
-# running anything else, a spinning worker holds the core the next kernel needs, and every parallel
-# call then waits whole scheduler slices (a transformer step measured 136 ms instead of 39 ms with
-# one core busy). Passive waiting costs ~10% on an idle machine and avoids that; set the variable
-# yourself before importing to choose otherwise. It must be set before the first parallel kernel runs.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+runtime.configure_openmp()
+runtime.configure_malloc()
 
 from . import fast, reference  # noqa: E402
 from .fast import (  # noqa: E402
+    adam_update,
     attention_backward,
     attention_forward,
     cross_entropy_backward,
     cross_entropy_forward,
+    embedding_backward,
     gelu,
     gelu_backward,
     layer_norm,
@@ -38,5 +36,5 @@ from .fast import (  # noqa: E402
 __all__ = [
     "fast", "reference", "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy_forward", "cross_entropy_backward", "gelu", "gelu_backward", "layer_norm",
-    "layer_norm_backward", "attention_forward", "attention_backward",
+    "layer_norm_backward", "attention_forward", "attention_backward", "embedding_backward", "adam_update",
 ]

@@ -10,6 +10,13 @@ The forward never builds the (Tq, Tk) matrix: each task owns BQ query rows and s
 with an *online softmax* (running max m, running sum l, and a rescale of the partial output whenever m grows).
 Only lse is saved. The backward recomputes p_ij = exp(s_ij - lse_i) block by block, exactly like the forward.
 
+Layouts. q, k, v (and o, do in the backward) are (B, H, T, c) arrays with any strides, or (BH, T, c) arrays
+(taken as B = 1). In a multi-head layer they are head-split views of the projections, x @ W (B, T, H*dh)
+seen as (B, T, H, dh).transpose(0, 2, 1, 3), and are read in place. Outputs follow their input's memory
+layout (numpy's empty_like order="K", PyTorch's preserve_format): o is laid out like q, dq, dk, dv like q, k,
+v, so for head-split inputs o and the gradients are (B, T, H, c) buffers seen as (B, H, T, c), and the
+caller's transpose + reshape back to (B, T, H*c) costs nothing. lse is a C-contiguous (B, H, Tq) (or (BH, Tq)).
+
 Implementation choices (read these before the code):
 
 * Scores are kept in base 2: each block of q k^T is multiplied by scale * log2(e), so s2 = s * log2(e) and
@@ -19,17 +26,20 @@ Implementation choices (read these before the code):
   the thread's stack (`_score_tile`, `_feature_tile`). A stack buffer provably aliases nothing else, so LLVM
   keeps the whole tile in vector registers across the reduction loop; a heap scratch would be reloaded and
   stored on every step (about 3x slower).
-* Inputs are used as zero-padded, C-contiguous layouts (copied only when needed, plus k^T for the forward:
-  O(T*d) extra memory): rows padded to the block sizes and feature dimensions to FW, so tiles need no edge
-  cases. Padded keys are masked out, padded query rows are discarded.
+* Inputs are used as zero-padded, C-contiguous (B*H, rows, cols) layouts (one copy straight from the input's
+  strides, made only when needed, plus k^T for the forward: O(T*d) extra memory): rows padded to the block
+  sizes and feature dimensions to FW, so tiles need no edge cases. Padded keys are masked out, padded query
+  rows are discarded; results are copied into the layout-following outputs (or returned as they are when
+  those are the padded buffers themselves).
 * Tasks are spread over threads with `numba.prange`; problems too small to amortise the thread pool run the
   same block functions serially.
 
 * Small T (Tq * Tk <= SMALL_TILE = 128 * 128): one task per head instead, on zero-padded per-task scratch
-  copies (q rows to TR, keys to 2*SW, features to SW): the whole score tile, a plain stable softmax and whole
-  -head products on the same `_gemm_tile`. No 64-padding, no online rescaling, and the backward task owns
-  its head (dq, dk, dv without races or per-thread buffers). Measured faster than the blocked path up to
-  T = 128 (7-30x at T = 32, d = 16); see docs/kernels.md ("Fused attention").
+  copies (q rows to TR, keys to 2*SW, features to SW) read straight through the inputs' strides: the whole
+  score tile, a plain stable softmax and whole-head products on the same `_gemm_tile`, results written
+  straight into the (strided) outputs. No 64-padding, no online rescaling, no whole-array copies, and the
+  backward task owns its head (dq, dk, dv without races or per-thread buffers). Measured faster than the
+  blocked path up to T = 128 (7-30x at T = 32, d = 16); see docs/kernels.md ("Fused attention").
 
 lse is returned in natural-log units; a fully masked row has lse = -inf, o = 0 and zero gradients.
 """
@@ -41,6 +51,8 @@ import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
+
+from .flags import ERROR_MODEL
 
 BQ = 64            # query rows per task (forward) / per inner block (backward)
 BK = 64            # keys per block
@@ -58,7 +70,7 @@ LN2 = math.log(2.0)
 # because no step produces a NaN from finite inputs (-inf - -inf is avoided explicitly); it lets LLVM
 # vectorise the row maximum.
 _FASTMATH = {"nnan", "contract", "reassoc", "nsz", "arcp", "afn"}
-_JIT = {"cache": True, "fastmath": _FASTMATH, "nogil": True}
+_JIT = {"cache": True, "fastmath": _FASTMATH, "nogil": True, "error_model": ERROR_MODEL}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -174,8 +186,9 @@ def _gemm_tile(tile, c, cr, cc, a, ar, ac, b, br, bc, n, accumulate):
 
 @numba.njit(inline="always", **_JIT)
 def _scale_and_mask(s, factor, mask, causal, b, i0, j0, tq, tk):
-    """s *= factor (scale * log2(e)), then s[i, j] = -inf unless query i0+i may attend key j0+j: mask[b, i, j]
-    is True, j <= i when causal, and neither index is padding. Row i allows at most keys j < stop, a prefix."""
+    """s *= factor (scale * log2(e)), then s[i, j] = -inf unless query i0+i may attend key j0+j in head b: the
+    (B, H, Tq, Tk) mask is True there, j <= i when causal, and neither index is padding. Row i allows at most
+    keys j < stop, a prefix."""
     for i in range(BQ):
         gi = i0 + i
         stop = min(BK, tk - j0, gi - j0 + 1) if causal else min(BK, tk - j0)
@@ -186,10 +199,10 @@ def _scale_and_mask(s, factor, mask, causal, b, i0, j0, tq, tk):
             s[i, j] *= factor
         if mask is not None:
             for j in range(stop):
-                if not mask[b, gi, j0 + j]:
+                if not mask[b // mask.shape[1], b % mask.shape[1], gi, j0 + j]:
                     s[i, j] = -np.inf
-        for j in range(stop, BK):
-            s[i, j] = -np.inf
+        for j in range(stop, BK):                 # unsigned: no wraparound code, which would become scatters
+            s[i, np.uint64(j)] = -np.inf
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -269,15 +282,15 @@ def _forward_serial(q, kt, v, factor, mask, causal, tq, tk, o, lse2):
 # --------------------------------------------------------------------------------------------------------------
 
 @numba.njit(**_JIT)
-def _backward_block(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk, b, j0, dq, dk, dv):
+def _backward_block(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, tk, b, j0, dq, dk, dv):
     """Keys j0:j0+BK of head b against every query block that can see them.
 
     Race-free by construction: this task is the only writer of dk, dv rows j0:j0+BK, so they accumulate in
     place across query blocks; dq rows are shared by all key blocks, so each worker passes its own dq buffer
     and the caller sums the buffers (O(workers * T * d) memory, and no second pass over all (query, key)
     blocks, which would recompute the scores and dp once more).
-    ds is dL/ds for the scores s = scale * q k^T; dk accumulates ds^T @ q and dq accumulates ds @ k, and the
-    caller multiplies both by scale. lse2 = lse * log2(e) and factor = scale * log2(e), as in the forward."""
+    ds is scale * dL/ds for the scores s = scale * q k^T (the chain rule's factor, applied here once): dk and dq
+    accumulate ds^T @ q and ds @ k, final as they are. lse2 = lse * log2(e), factor = scale * log2(e)."""
     dtype = q.dtype
     d, dvw = q.shape[2], do.shape[2]
     p = np.empty((BQ, BK), dtype)                 # scores, then probabilities
@@ -308,10 +321,10 @@ def _backward_block(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk, b, j
                 p[i, j] = _exp2(p[i, j] - row_lse)
         for i in range(0, BQ, TR):                # forward o = p @ v  =>  dp = do @ v^T
             _gemm_tile(score_tile, ds, i, 0, dob, i0 + i, 0, vtb, 0, 0, dvw, False)
-        for i in range(BQ):                       # softmax backward: ds = p * (dp - D), D_i = do_i . o_i
+        for i in range(BQ):                       # softmax backward: ds = scale p (dp - D), D_i = do_i . o_i
             row_d = big_d[b, i0 + i]
             for j in range(BK):
-                ds[i, j] = p[i, j] * (ds[i, j] - row_d)
+                ds[i, j] = p[i, j] * (ds[i, j] - row_d) * scale
         for j in range(0, BK, TR):                # forward o = p @ v   =>  dv += p^T @ do
             for c0 in range(0, dvw, FW):
                 _gemm_tile(feature_tile, dvb, j0 + j, c0, p.T, j, 0, dob, i0, c0, BQ, True)
@@ -324,7 +337,7 @@ def _backward_block(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk, b, j
 
 
 @numba.njit(parallel=True, **_JIT)
-def _backward_parallel(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk, dq_part, dk, dv):
+def _backward_parallel(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, tk, dq_part, dk, dv):
     """One prange iteration per worker w = 0 .. len(dq_part)-1; worker w takes the (head, key block) tasks
     w, w + workers, ... (interleaved, which also balances causal work) and accumulates dq in dq_part[w]."""
     n_kb = k.shape[1] // BK
@@ -332,16 +345,16 @@ def _backward_parallel(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk, d
     workers = dq_part.shape[0]
     for w in numba.prange(workers):
         for task in range(w, n_tasks, workers):
-            _backward_block(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk,
+            _backward_block(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, tk,
                             task // n_kb, (task % n_kb) * BK, dq_part[w], dk, dv)
 
 
 @numba.njit(**_JIT)
-def _backward_serial(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk, dq_part, dk, dv):
+def _backward_serial(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, tk, dq_part, dk, dv):
     """The same tasks as `_backward_parallel`, one after another, all into dq_part[0] (small problems)."""
     n_kb = k.shape[1] // BK
     for task in range(q.shape[0] * n_kb):
-        _backward_block(q, k, v, do, factor, lse2, big_d, mask, causal, tq, tk,
+        _backward_block(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, tk,
                         task // n_kb, (task % n_kb) * BK, dq_part[0], dk, dv)
 
 
@@ -355,23 +368,94 @@ def _ceil_to(n, multiple):
 
 
 @numba.njit(inline="always", **_JIT)
-def _small_copy(x, b, rows, cols, transpose, dtype):
-    """x[b] (or x[b]^T) as a fresh zero-padded (rows, cols) scratch: the per-task, C-contiguous operand."""
-    out = np.zeros((rows, cols), dtype)
+def _head(x, b):
+    """Head b of a (B, H, T, c) array, x[b // H, b % H], as a (T, c) view through x's strides. Indexed with
+    the trailing ':, :' the view is typed layout 'A' even when x is C-contiguous, so the per-head kernels
+    compile once for every input layout; only the thin drivers are specialised per layout."""
+    return x[b // x.shape[1], b % x.shape[1], :, :]
+
+
+def _head_or_none(x, b):
+    """_head(x, b), or None when x is None (the mask)."""
+    return None if x is None else _head(x, b)
+
+
+@overload(_head_or_none)
+def _head_or_none_impl(x, b):
+    # Chosen by type: the callee then sees None itself, not an Optional array checked at every use.
+    if isinstance(x, types.NoneType):
+        return lambda x, b: None
+    return lambda x, b: _head(x, b)
+
+
+@intrinsic
+def _row_pointer(typingctx, x, i):
+    """Pointer to x[i, 0] of a 2-D array with any strides."""
+    if not isinstance(x, types.Array) or x.ndim != 2 or not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(x)(context, builder, args[0])
+        index = context.cast(builder, args[1], i, types.intp)
+        return cgutils.get_item_pointer(context, builder, x, ary, [index, context.get_constant(types.intp, 0)])
+    return types.CPointer(x.dtype)(x, i), codegen
+
+
+def _row(x, i):
+    """Row i of a 2-D array whose rows have unit stride, typed C-contiguous (compiled below; numpy when JIT is off)."""
+    return x[i]
+
+
+@overload(_row, inline="always")
+def _row_impl(x, i):
+    """x[i] of an 'A' array is typed 'A' too, and LLVM turns loops over it into gathers and scatters (the
+    stride is a runtime value); the same memory as a 'C' carray gets plain vector loads and stores."""
+    return lambda x, i: numba.carray(_row_pointer(x, i), x.shape[1])
+
+
+@numba.njit(inline="always", **_JIT)
+def _copy_row(src, out, i, transpose):
+    """out[i, :n] = src, or out[:n, i] = src when `transpose` (n = len(src))."""
     if transpose:
-        for j in range(x.shape[1]):
-            for c in range(x.shape[2]):
-                out[c, j] = x[b, j, c]
+        for c in range(src.shape[0]):
+            out[c, i] = src[c]
     else:
-        for i in range(x.shape[1]):
-            for c in range(x.shape[2]):
-                out[i, c] = x[b, i, c]
+        for c in range(src.shape[0]):
+            out[i, c] = src[c]
+
+
+@numba.njit(inline="always", **_JIT)
+def _small_copy(x, rows, cols, transpose, dtype):
+    """x (T, c), or x^T, as a fresh zero-padded C-contiguous (rows, cols) scratch: the per-task operand, read
+    once through x's strides."""
+    out = np.zeros((rows, cols), dtype)
+    unit = x.strides[1] == x.itemsize             # rows of unit stride: C-contiguous and head-split inputs
+    for i in range(x.shape[0]):
+        if unit:
+            _copy_row(_row(x, i), out, i, transpose)
+        else:
+            _copy_row(x[i], out, i, transpose)
     return out
 
 
 @numba.njit(inline="always", **_JIT)
-def _small_scores(qs, kt, s, factor, mask, causal, b, tq, tk):
-    """s2 = factor * q k^T for the whole (padded) tile of head b on 4 x SW register tiles, then masking.
+def _small_store(x, src):
+    """x[i, c] = src[i, c] over x's (T, c) entries: a result written from its padded scratch straight into
+    the strided output."""
+    unit = x.strides[1] == x.itemsize
+    for i in range(x.shape[0]):
+        if unit:
+            row = _row(x, i)
+            for c in range(x.shape[1]):
+                row[c] = src[i, c]
+        else:
+            for c in range(x.shape[1]):
+                x[i, c] = src[i, c]
+
+
+@numba.njit(inline="always", **_JIT)
+def _small_scores(qs, kt, s, factor, mask, causal, tq, tk):
+    """s2 = factor * q k^T for the whole (padded) tile of one head on 4 x SW register tiles, then masking.
     Returns nothing; afterwards row i < tq holds scores for keys j < stop_i (the allowed prefix, -inf where
     mask is False), and s[i, j] for j >= stop_i is undefined (causal blocks above the diagonal are skipped)."""
     tile = _small_score_tile(s.dtype)
@@ -386,26 +470,28 @@ def _small_scores(qs, kt, s, factor, mask, causal, b, tq, tk):
             s[i, j] *= factor
         if mask is not None:
             for j in range(stop):
-                if not mask[b, i, j]:
+                if not mask[i, j]:
                     s[i, j] = -np.inf
 
 
-@numba.njit(inline="always", **_JIT)
-def _small_forward_head(q, k, v, factor, mask, causal, b, o, lse):
-    """Head b as one tile: s2 = factor * q k^T (base 2) for all (Tq, Tk) pairs, a stable softmax per row,
-    o = p v; lse in natural-log units. All operands are per-task zero-padded scratch copies (q rows to TR,
-    keys to 2*SW, features to SW), so the products run on `_gemm_tile` without edge cases."""
+@numba.njit(**_JIT)
+def _small_forward_head(q, k, v, factor, mask, causal, o, lse):
+    """One head as one tile: s2 = factor * q k^T (base 2) for all (Tq, Tk) pairs, a stable softmax per row,
+    o = p v; lse in natural-log units. q (Tq, d), k (Tk, d), v (Tk, dv), mask (Tq, Tk) or None and the
+    outputs o (Tq, dv), lse (Tq,) are views with any strides; the products run on per-task zero-padded
+    scratch copies (q rows to TR, keys to 2*SW, features to SW), so `_gemm_tile` needs no edge cases.
+    Not inlined: both drivers share one compiled copy."""
     dtype = q.dtype
-    tq, tk, d, dv = q.shape[1], k.shape[1], q.shape[2], v.shape[2]
+    tq, tk, d, dv = q.shape[0], k.shape[0], q.shape[1], v.shape[1]
     tile = _small_tile(dtype)
     sw = tile.shape[1]
     tqp, tkp, dvp = _ceil_to(tq, TR), _ceil_to(tk, 2 * sw), _ceil_to(dv, sw)
-    qs = _small_copy(q, b, tqp, d, False, dtype)
-    kt = _small_copy(k, b, d, tkp, True, dtype)
-    vs = _small_copy(v, b, tkp, dvp, False, dtype)
+    qs = _small_copy(q, tqp, d, False, dtype)
+    kt = _small_copy(k, d, tkp, True, dtype)
+    vs = _small_copy(v, tkp, dvp, False, dtype)
     s = np.empty((tqp, tkp), dtype)
     os = np.empty((tqp, dvp), dtype)
-    _small_scores(qs, kt, s, factor, mask, causal, b, tq, tk)
+    _small_scores(qs, kt, s, factor, mask, causal, tq, tk)
     for i in range(tqp):
         stop = (min(tk, i + 1) if causal else tk) if i < tq else 0
         m = s[i, 0]                               # q's dtype (a float64 constant would make exp2 float64)
@@ -415,7 +501,7 @@ def _small_forward_head(q, k, v, factor, mask, causal, b, o, lse):
             for j in range(tkp):
                 s[i, j] = 0.0
             if i < tq:
-                lse[b, i] = -np.inf
+                lse[i] = -np.inf
             continue
         total = m - m                             # 0 in q's dtype (m is finite here)
         for j in range(stop):
@@ -425,70 +511,73 @@ def _small_forward_head(q, k, v, factor, mask, causal, b, o, lse):
         inv = total / total / total               # 1 / total in q's dtype (1.0 / total would be float64)
         for j in range(stop):
             s[i, j] *= inv
-        for j in range(stop, tkp):
-            s[i, j] = 0.0
-        lse[b, i] = (m + np.log2(total)) * LN2
+        for j in range(stop, tkp):                # unsigned: no wraparound code, which would become scatters
+            s[i, np.uint64(j)] = 0.0
+        lse[i] = (m + np.log2(total)) * LN2
     for i0 in range(0, tqp, TR):                  # o = p v over the keys the 4 rows can see
         n = min(tk, i0 + TR) if causal else tk
         for c0 in range(0, dvp, sw):
             _gemm_tile(tile, os, i0, c0, s, i0, 0, vs, 0, c0, n, False)
-    for i in range(tq):
-        for c in range(dv):
-            o[b, i, c] = os[i, c]
+    _small_store(o, os)
 
 
 @numba.njit(parallel=True, **_JIT)
 def _small_forward_parallel(q, k, v, factor, mask, causal, o, lse):
-    for b in numba.prange(q.shape[0]):
-        _small_forward_head(q, k, v, factor, mask, causal, b, o, lse)
+    """One task per head b of the B*H heads; q, k, v, mask, o are (B, H, ...) arrays, lse (B*H, Tq)."""
+    for b in numba.prange(q.shape[0] * q.shape[1]):
+        _small_forward_head(_head(q, b), _head(k, b), _head(v, b), factor, _head_or_none(mask, b), causal,
+                            _head(o, b), lse[b])
 
 
 @numba.njit(**_JIT)
 def _small_forward_serial(q, k, v, factor, mask, causal, o, lse):
-    for b in range(q.shape[0]):
-        _small_forward_head(q, k, v, factor, mask, causal, b, o, lse)
+    for b in range(q.shape[0] * q.shape[1]):
+        _small_forward_head(_head(q, b), _head(k, b), _head(v, b), factor, _head_or_none(mask, b), causal,
+                            _head(o, b), lse[b])
 
 
-@numba.njit(inline="always", **_JIT)
-def _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, b, dq, dk, dv):
-    """Head b as one tile: p = exp2(s2 - lse2) recomputed, dp = do v^T, ds = p (dp - D) with D_i = do_i . o_i,
-    dv = p^T do, dk = scale ds^T q, dq = scale ds k. The task owns head b: no races, no per-thread buffers."""
+@numba.njit(**_JIT)
+def _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, dq, dk, dv):
+    """One head as one tile: p = exp2(s2 - lse2) recomputed, dp = do v^T, ds = scale * p (dp - D) with
+    D_i = do_i . o_i, dv = p^T do, dk = ds^T q, dq = ds k. The task owns its head: no races, no per-thread
+    buffers. Operands and outputs are one head's strided views, as in `_small_forward_head`."""
     dtype = q.dtype
-    tq, tk, d, dvw = q.shape[1], k.shape[1], q.shape[2], v.shape[2]
+    tq, tk, d, dvw = q.shape[0], k.shape[0], q.shape[1], v.shape[1]
     tile = _small_tile(dtype)
     sw = tile.shape[1]
     tqp, tkp, dp, dvp = _ceil_to(tq, TR), _ceil_to(tk, 2 * sw), _ceil_to(d, sw), _ceil_to(dvw, sw)
     score_tile = _small_score_tile(dtype)
-    qs = _small_copy(q, b, tqp, dp, False, dtype)
-    ks = _small_copy(k, b, tkp, dp, False, dtype)
-    kt = _small_copy(k, b, d, tkp, True, dtype)
-    vt = _small_copy(v, b, dvw, tkp, True, dtype)
-    dos = _small_copy(do, b, tqp, dvp, False, dtype)
+    qs = _small_copy(q, tqp, dp, False, dtype)
+    ks = _small_copy(k, tkp, dp, False, dtype)
+    kt = _small_copy(k, d, tkp, True, dtype)
+    vt = _small_copy(v, dvw, tkp, True, dtype)
+    dos = _small_copy(do, tqp, dvp, False, dtype)
+    os = _small_copy(o, tqp, dvp, False, dtype)
     p = np.empty((tqp, tkp), dtype)
     ds = np.empty((tqp, tkp), dtype)
     dqs = np.empty((tqp, dp), dtype)
     dks = np.empty((tkp, dp), dtype)
     dvs = np.empty((tkp, dvp), dtype)
-    _small_scores(qs[:, :d], kt, p, factor, mask, causal, b, tq, tk)
+    _small_scores(qs[:, :d], kt, p, factor, mask, causal, tq, tk)
     for i0 in range(0, tqp, TR):                  # dp = do v^T
         for j0 in range(0, tkp, 2 * sw):
             _gemm_tile(score_tile, ds, i0, j0, dos, i0, 0, vt, 0, j0, dvw, False)
     for i in range(tqp):
         stop = (min(tk, i + 1) if causal else tk) if i < tq else 0
-        row_lse = lse2[b, min(i, tq - 1)]
+        row_lse = lse2[min(i, tq - 1)]
         if row_lse == -np.inf:                    # fully masked row: no gradient
             stop = 0
         row_d = dos[i, 0] - dos[i, 0]             # D_i = do_i . o_i, in q's dtype (x * 0 would be float64)
         if stop > 0:
             for c in range(dvw):
-                row_d += do[b, i, c] * o[b, i, c]
+                row_d += dos[i, c] * os[i, c]
         for j in range(stop):
             pj = _exp2(p[i, j] - row_lse)
             p[i, j] = pj
-            ds[i, j] = pj * (ds[i, j] - row_d)
-        for j in range(stop, tkp):
-            p[i, j] = 0.0
-            ds[i, j] = 0.0
+            ds[i, j] = pj * (ds[i, j] - row_d) * scale     # s = scale * q k^T: dk, dq need scale * ds
+        for j in range(stop, tkp):                # unsigned, as in the forward
+            p[i, np.uint64(j)] = 0.0
+            ds[i, np.uint64(j)] = 0.0
     pt, dst = p.T, ds.T
     for j0 in range(0, tkp, TR):                  # dv = p^T do, dk = ds^T q (causal: queries i >= j0 only)
         i_start = min(j0, tq) if causal else 0
@@ -500,49 +589,72 @@ def _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, b, d
         n = min(tk, i0 + TR) if causal else tk
         for c0 in range(0, dp, sw):
             _gemm_tile(tile, dqs, i0, c0, ds, i0, 0, ks, 0, c0, n, False)
-    for i in range(tq):
-        for c in range(d):
-            dq[b, i, c] = dqs[i, c] * scale
-    for j in range(tk):
-        for c in range(d):
-            dk[b, j, c] = dks[j, c] * scale
-        for c in range(dvw):
-            dv[b, j, c] = dvs[j, c]
+    _small_store(dq, dqs)
+    _small_store(dk, dks)
+    _small_store(dv, dvs)
 
 
 @numba.njit(parallel=True, **_JIT)
 def _small_backward_parallel(q, k, v, o, do, lse2, factor, scale, mask, causal, dq, dk, dv):
-    for b in numba.prange(q.shape[0]):
-        _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, b, dq, dk, dv)
+    """One task per head b of the B*H heads; all arrays (B, H, ...) except lse2 (B*H, Tq)."""
+    for b in numba.prange(q.shape[0] * q.shape[1]):
+        _small_backward_head(_head(q, b), _head(k, b), _head(v, b), _head(o, b), _head(do, b), lse2[b], factor,
+                             scale, _head_or_none(mask, b), causal, _head(dq, b), _head(dk, b), _head(dv, b))
 
 
 @numba.njit(**_JIT)
 def _small_backward_serial(q, k, v, o, do, lse2, factor, scale, mask, causal, dq, dk, dv):
-    for b in range(q.shape[0]):
-        _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, b, dq, dk, dv)
+    for b in range(q.shape[0] * q.shape[1]):
+        _small_backward_head(_head(q, b), _head(k, b), _head(v, b), _head(o, b), _head(do, b), lse2[b], factor,
+                             scale, _head_or_none(mask, b), causal, _head(dq, b), _head(dk, b), _head(dv, b))
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Python wrappers: padding, layouts, units
+# Python wrappers: layouts, padding, units
 # --------------------------------------------------------------------------------------------------------------
 
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+def _as_4d(x: np.ndarray) -> np.ndarray:
+    """A (BH, T, c) array as a (1, BH, T, c) view: one batch axis. 4-D arrays are returned as they are."""
+    return x[None] if x.ndim == 3 else x
+
+
+def _empty_like(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A fresh array of `shape` (as many axes as x) whose axes run in memory in the same order as x's (numpy's
+    order="K", PyTorch's preserve_format). For a head-split q, whose memory runs (B, T, H, d), that is a
+    C-contiguous (B, T, H, c) buffer seen as (B, H, T, c): the caller's transpose + reshape back to
+    (B, T, H*c) is then free."""
+    return np.empty_like(x, shape=shape)
+
+
 def _padded(x: np.ndarray, rows: int, cols: int, transpose: bool = False) -> np.ndarray:
-    """x (BH, n, c), or x^T when `transpose`, as a zero-padded C-contiguous (BH, rows, cols) array; x itself
-    when it already is one (fresh buffers cost page faults, which matter at these sizes)."""
-    src = x.transpose(0, 2, 1) if transpose else x
-    if src.shape[1:] == (rows, cols) and src.flags.c_contiguous:
-        return src
-    out = np.zeros((x.shape[0], rows, cols), x.dtype)
-    out[:, :src.shape[1], :src.shape[2]] = src
+    """x (B, H, n, c), or x with its last two axes swapped when `transpose`, as a zero-padded C-contiguous
+    (B*H, rows, cols) array: one copy straight through x's strides, or x itself (reshaped) when it already is
+    one (fresh buffers cost page faults, which matter at these sizes)."""
+    src = x.swapaxes(2, 3) if transpose else x
+    if src.shape[2:] == (rows, cols):             # nothing to pad: no zero fill either
+        return np.ascontiguousarray(src).reshape(-1, rows, cols)
+    out = np.zeros((src.shape[0] * src.shape[1], rows, cols), x.dtype)
+    out.reshape(src.shape[:2] + (rows, cols))[:, :, :src.shape[2], :src.shape[3]] = src
     return out
 
 
-def _mask_arg(mask: np.ndarray | None, shape: tuple[int, int, int]) -> np.ndarray | None:
-    """The mask as a read-only bool view of shape (BH, Tq, Tk) (any strides, including 0), or None. Always
+def _unpadded(buf: np.ndarray, like: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The result of `shape` ((B, H, n, c) or (BH, n, c)) from its zero-padded C-contiguous (B*H, rows, cols)
+    buffer, laid out like `like`: buf itself (reshaped) when that already is such an array, else one copy."""
+    out = _empty_like(like, shape)
+    if out.flags.c_contiguous and buf.shape[1:] == shape[-2:]:
+        return buf.reshape(shape)
+    out4 = _as_4d(out)
+    out4[...] = buf.reshape(out4.shape[:2] + buf.shape[1:])[:, :, :out4.shape[2], :out4.shape[3]]
+    return out
+
+
+def _mask_arg(mask: np.ndarray | None, shape: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The mask as a read-only bool view of shape (B, H, Tq, Tk) (any strides, including 0), or None. Always
     read-only, so that writable and broadcast masks share one compiled specialisation."""
     return None if mask is None else np.broadcast_to(np.asarray(mask, dtype=bool), shape)
 
@@ -563,25 +675,30 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndar
                       scale: float) -> tuple[np.ndarray, np.ndarray]:
     """o = softmax(scale * q k^T, masked) @ v and lse_i = log sum_j exp(s_ij), without a (Tq, Tk) matrix.
 
-    q (BH, Tq, d), k (BH, Tk, d), v (BH, Tk, dv), one float dtype; mask None or bool broadcastable to
-    (BH, Tq, Tk), True = may attend; causal: key j <= query i. Returns o (BH, Tq, dv) and lse (BH, Tq) in q's
-    dtype; a fully masked row has o = 0 and lse = -inf."""
-    bh, tq, d = q.shape
-    tk, dv = v.shape[1], v.shape[2]
+    q (B, H, Tq, d), k (B, H, Tk, d), v (B, H, Tk, dv) with any strides (e.g. head-split views), or 3-D
+    (BH, T, .) arrays (one batch axis); one float dtype. mask None or bool broadcastable to (B, H, Tq, Tk)
+    (3-D: (BH, Tq, Tk)), True = may attend; causal: key j <= query i. Returns o (B, H, Tq, dv), laid out in
+    memory like q, and a C-contiguous lse (B, H, Tq) (3-D: (BH, Tq, dv) and (BH, Tq)), in q's dtype; a fully
+    masked row has o = 0 and lse = -inf."""
+    q4, k4, v4 = _as_4d(q), _as_4d(k), _as_4d(v)
+    b, h, tq, d = q4.shape
+    tk, dv = v4.shape[2:]
+    o_shape = q.shape[:-1] + (dv,)
+    factor, mask4 = q.dtype.type(scale * LOG2E), _mask_arg(mask, (b, h, tq, tk))
+    lse = np.empty(q.shape[:-1], q.dtype)
     if _use_small(tq, tk):
-        q, k, v = (np.ascontiguousarray(x) for x in (q, k, v))
-        o = np.empty((bh, tq, dv), q.dtype)
-        lse = np.empty((bh, tq), q.dtype)
-        run = _small_run(bh, tq, tk, d, dv, _small_forward_serial, _small_forward_parallel)
-        run(q, k, v, q.dtype.type(scale * LOG2E), _mask_arg(mask, (bh, tq, tk)), bool(causal), o, lse)
+        o = _empty_like(q, o_shape)
+        run = _small_run(b * h, tq, tk, d, dv, _small_forward_serial, _small_forward_parallel)
+        run(q4, k4, v4, factor, mask4, bool(causal), _as_4d(o), lse.reshape(b * h, tq))
         return o, lse
     tqp, tkp, dp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(d, FW), _round_up(dv, FW)
-    qp, kt, vp = _padded(q, tqp, dp), _padded(k, dp, tkp, transpose=True), _padded(v, tkp, dvp)
-    o = np.zeros((bh, tqp, dvp), q.dtype)
-    lse2 = np.empty((bh, tqp), q.dtype)
-    run = _forward_serial if _is_small(bh, tq, tk, d, dv) else _forward_parallel
-    run(qp, kt, vp, q.dtype.type(scale * LOG2E), _mask_arg(mask, (bh, tq, tk)), bool(causal), tq, tk, o, lse2)
-    return np.ascontiguousarray(o[:, :tq, :dv]), lse2[:, :tq] * q.dtype.type(LN2)
+    qp, kt, vp = _padded(q4, tqp, dp), _padded(k4, dp, tkp, transpose=True), _padded(v4, tkp, dvp)
+    o = np.zeros((b * h, tqp, dvp), q.dtype)
+    lse2 = np.empty((b * h, tqp), q.dtype)
+    run = _forward_serial if _is_small(b * h, tq, tk, d, dv) else _forward_parallel
+    run(qp, kt, vp, factor, mask4, bool(causal), tq, tk, o, lse2)
+    np.multiply(lse2[:, :tq], q.dtype.type(LN2), out=lse.reshape(b * h, tq))
+    return _unpadded(o, q, o_shape), lse
 
 
 def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarray, do: np.ndarray,
@@ -589,36 +706,35 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
                        scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of sum(o * do) w.r.t. q, k, v, recomputing p = exp(s - lse) block by block.
 
-    With D_i = sum_c do_ic o_ic: ds_ij = p_ij (do_i . v_j - D_i); dq_i = scale sum_j ds_ij k_j;
-    dk_j = scale sum_i ds_ij q_i; dv_j = sum_i p_ij do_i. Fully masked rows (lse = -inf) contribute nothing."""
-    bh, tq, d = q.shape
-    tk, dv = v.shape[1], v.shape[2]
+    Shapes and layouts as in `attention_forward` (o and do like o there, lse (B, H, Tq) or (BH, Tq)); dq, dk,
+    dv are laid out in memory like q, k, v. With D_i = sum_c do_ic o_ic: ds_ij = p_ij (do_i . v_j - D_i);
+    dq_i = scale sum_j ds_ij k_j; dk_j = scale sum_i ds_ij q_i; dv_j = sum_i p_ij do_i. Fully masked rows
+    (lse = -inf) contribute nothing."""
+    q4, k4, v4, o4, do4 = (_as_4d(x) for x in (q, k, v, o, do))
+    b, h, tq, d = q4.shape
+    tk, dv = v4.shape[2:]
     dtype = q.dtype
+    factor, mask4 = dtype.type(scale * LOG2E), _mask_arg(mask, (b, h, tq, tk))
+    lse2 = lse.reshape(b * h, tq) * dtype.type(LOG2E)   # a fresh (B*H, Tq) array in q's dtype
     if _use_small(tq, tk):
-        q, k, v, o, do = (np.ascontiguousarray(x) for x in (q, k, v, o, do))
-        lse2 = lse * dtype.type(LOG2E)            # a fresh C-contiguous (BH, Tq) array in q's dtype
-        dq, dk, dvo = np.empty_like(q), np.empty_like(k), np.empty_like(v)
-        run = _small_run(bh, tq, tk, d, dv, _small_backward_serial, _small_backward_parallel)
-        run(q, k, v, o, do, lse2, dtype.type(scale * LOG2E), dtype.type(scale), _mask_arg(mask, (bh, tq, tk)),
-            bool(causal), dq, dk, dvo)
+        dq, dk, dvo = _empty_like(q, q.shape), _empty_like(k, k.shape), _empty_like(v, v.shape)
+        run = _small_run(b * h, tq, tk, d, dv, _small_backward_serial, _small_backward_parallel)
+        run(q4, k4, v4, o4, do4, lse2, factor, dtype.type(scale), mask4, bool(causal),
+            _as_4d(dq), _as_4d(dk), _as_4d(dvo))
         return dq, dk, dvo
     tqp, tkp, dp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(d, FW), _round_up(dv, FW)
-    qp, kp, vp, dop = _padded(q, tqp, dp), _padded(k, tkp, dp), _padded(v, tkp, dvp), _padded(do, tqp, dvp)
-    lse2 = np.full((bh, tqp), -np.inf, dtype)
-    lse2[:, :tq] = lse * dtype.type(LOG2E)
-    big_d = np.zeros((bh, tqp), dtype)
-    big_d[:, :tq] = np.einsum("bic,bic->bi", do, o)
-    small = _is_small(bh, tq, tk, d, dv)
-    dq_part = np.zeros((1 if small else numba.get_num_threads(), bh, tqp, dp), dtype)
-    dk = np.zeros((bh, tkp, dp), dtype)
-    dvo = np.zeros((bh, tkp, dvp), dtype)
+    qp, kp, vp, dop = _padded(q4, tqp, dp), _padded(k4, tkp, dp), _padded(v4, tkp, dvp), _padded(do4, tqp, dvp)
+    lse2p = np.full((b * h, tqp), -np.inf, dtype)
+    lse2p[:, :tq] = lse2
+    big_d = np.zeros((b * h, tqp), dtype)
+    big_d[:, :tq] = np.einsum("bhic,bhic->bhi", do4, o4).reshape(b * h, tq)
+    small = _is_small(b * h, tq, tk, d, dv)
+    dq_part = np.zeros((1 if small else numba.get_num_threads(), b * h, tqp, dp), dtype)
+    dk = np.zeros((b * h, tkp, dp), dtype)
+    dvo = np.zeros((b * h, tkp, dvp), dtype)
     run = _backward_serial if small else _backward_parallel
-    run(qp, kp, vp, dop, dtype.type(scale * LOG2E), lse2, big_d, _mask_arg(mask, (bh, tq, tk)), bool(causal),
-        tq, tk, dq_part, dk, dvo)
+    run(qp, kp, vp, dop, factor, dtype.type(scale), lse2p, big_d, mask4, bool(causal), tq, tk, dq_part, dk, dvo)
     dq = dq_part[0]                                 # in place: every fresh buffer costs page faults
     for other in dq_part[1:]:
         dq += other
-    dq *= dtype.type(scale)
-    dk *= dtype.type(scale)
-    return (np.ascontiguousarray(dq[:, :tq, :d]), np.ascontiguousarray(dk[:, :tk, :d]),
-            np.ascontiguousarray(dvo[:, :tk, :dv]))
+    return _unpadded(dq, q, q.shape), _unpadded(dk, k, k.shape), _unpadded(dvo, v, v.shape)

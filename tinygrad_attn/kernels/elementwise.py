@@ -16,68 +16,70 @@ import numpy as np
 from numba import njit, prange
 
 from .fastexp import fexp
-from .flags import FASTMATH
+from .flags import ERROR_MODEL, FASTMATH
 
 _C = np.sqrt(2 / np.pi)
 _A = 0.044715
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def gelu_block(x: np.ndarray, y: np.ndarray, start: int, stop: int) -> None:
-    """y[i] = gelu(x[i]) for i in [start, stop) of 1-D arrays."""
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+def gelu_block(x: np.ndarray, y: np.ndarray) -> None:
+    """y[i] = gelu(x[i]) for 1-D arrays (callers pass slices, so every loop starts at 0 and vectorises)."""
     one = x.dtype.type(1)
     c = x.dtype.type(_C)
     a = x.dtype.type(_A)
     m2 = x.dtype.type(-2)                 # typed constants: an int or float64 literal would promote f32 math to f64
     # Two simple loops: LLVM vectorises each, but not the fused one (exp and divide in one body).
-    for i in range(start, stop):
+    for i in range(x.size):
         v = x[i]
         y[i] = fexp(m2 * c * (v + a * v * v * v))          # e^(-2u)
-    for i in range(start, stop):
+    for i in range(x.size):
         y[i] = x[i] / (one + y[i])                          # x * sigmoid(2u)
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def gelu_backward_block(x: np.ndarray, dy: np.ndarray, dx: np.ndarray, start: int, stop: int) -> None:
-    """dx[i] = dy[i] * gelu'(x[i]) for i in [start, stop)."""
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+def gelu_backward_block(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """dx[i] = dy[i] * gelu'(x[i]) for 1-D arrays."""
     one = x.dtype.type(1)
     c = x.dtype.type(_C)
     a = x.dtype.type(_A)
     a3 = x.dtype.type(3 * _A)
     two = x.dtype.type(2)
     m2 = -two
-    for i in range(start, stop):                            # two loops, as in gelu_block
+    for i in range(x.size):                                 # two loops, as in gelu_block
         v = x[i]
         dx[i] = fexp(m2 * c * (v + a * v * v * v))          # e^(-2u)
-    for i in range(start, stop):
+    for i in range(x.size):
         v = x[i]
         s = one / (one + dx[i])                             # sigmoid(2u)
         dx[i] = dy[i] * (s + two * v * s * (one - s) * c * (one + a3 * v * v))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
 def gelu_parallel(x, y, block) -> None:
     for k in prange((x.size + block - 1) // block):
-        gelu_block(x, y, k * block, min(x.size, (k + 1) * block))
+        lo, hi = k * block, min(x.size, (k + 1) * block)
+        gelu_block(x[lo:hi], y[lo:hi])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def gelu_serial(x, y) -> None:
-    gelu_block(x, y, 0, x.size)
+    gelu_block(x, y)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
 def gelu_backward_parallel(x, dy, dx, block) -> None:
     for k in prange((x.size + block - 1) // block):
-        gelu_backward_block(x, dy, dx, k * block, min(x.size, (k + 1) * block))
+        lo, hi = k * block, min(x.size, (k + 1) * block)
+        gelu_backward_block(x[lo:hi], dy[lo:hi], dx[lo:hi])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def gelu_backward_serial(x, dy, dx) -> None:
-    gelu_backward_block(x, dy, dx, 0, x.size)
+    gelu_backward_block(x, dy, dx)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def layer_norm_row(x, w, b, eps, y, mean, rstd, i) -> None:
     """Normalise row x (length D) into y, storing its mean and rstd at index i (eps has x's dtype)."""
     d = x.dtype.type(x.size)
@@ -96,15 +98,15 @@ def layer_norm_row(x, w, b, eps, y, mean, rstd, i) -> None:
     rstd[i] = r
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw, db, start, stop) -> None:
-    """dx for rows [start, stop); adds those rows' dy * xhat and dy into dw and db.
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+def layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw, db) -> None:
+    """dx for the rows given (callers pass row slices); adds their dy * xhat and dy into dw and db.
 
     With g = dy * w and xhat = (x - mean) * rstd:  dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
     """
     d = x.shape[1]
     inv_d = x.dtype.type(1) / x.dtype.type(d)
-    for i in range(start, stop):
+    for i in range(x.shape[0]):
         mu = mean[i]
         r = rstd[i]
         sg = x.dtype.type(0)
@@ -123,19 +125,19 @@ def layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw, db, start, stop) -> N
             dx[i, j] = r * (dy[i, j] * w[j] - sg - xhat * sgx)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
 def layer_norm_parallel(x, w, b, eps, y, mean, rstd) -> None:
     for i in prange(x.shape[0]):
         layer_norm_row(x[i], w, b, eps, y[i], mean, rstd, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def layer_norm_serial(x, w, b, eps, y, mean, rstd) -> None:
     for i in range(x.shape[0]):
         layer_norm_row(x[i], w, b, eps, y[i], mean, rstd, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
 def layer_norm_backward_parallel(dy, x, w, mean, rstd, dx, nblocks):
     """Rows split into `nblocks` blocks; block k accumulates dw/db into its own row of the partials."""
     rows, d = x.shape
@@ -143,15 +145,16 @@ def layer_norm_backward_parallel(dy, x, w, mean, rstd, dx, nblocks):
     db_parts = np.zeros((nblocks, d), x.dtype)
     per = (rows + nblocks - 1) // nblocks
     for k in prange(nblocks):
-        layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw_parts[k], db_parts[k],
-                                 k * per, min(rows, (k + 1) * per))
+        lo, hi = k * per, min(rows, (k + 1) * per)
+        layer_norm_backward_rows(dy[lo:hi], x[lo:hi], w, mean[lo:hi], rstd[lo:hi], dx[lo:hi],
+                                 dw_parts[k], db_parts[k])
     return dw_parts.sum(axis=0), db_parts.sum(axis=0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def layer_norm_backward_serial(dy, x, w, mean, rstd, dx):
     d = x.shape[1]
     dw = np.zeros(d, x.dtype)
     db = np.zeros(d, x.dtype)
-    layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw, db, 0, x.shape[0])
+    layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw, db)
     return dw, db

@@ -23,6 +23,7 @@ from .elementwise import (
     layer_norm_parallel,
     layer_norm_serial,
 )
+from .embedding import scatter_add_rows
 from .flags import PARALLEL_MIN_ELEMENTS
 from .loss import (
     cross_entropy_backward_parallel,
@@ -31,6 +32,7 @@ from .loss import (
     cross_entropy_forward_serial,
 )
 from .matmul import MR, matmul_parallel, matmul_serial
+from .optim import adam_update_flat
 from .softmax import (
     log_softmax_backward_parallel,
     log_softmax_backward_serial,
@@ -45,7 +47,7 @@ from .softmax import (
 __all__ = [
     "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy_forward", "cross_entropy_backward", "gelu", "gelu_backward",
-    "layer_norm", "layer_norm_backward",
+    "layer_norm", "layer_norm_backward", "embedding_backward", "adam_update",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -108,6 +110,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return reference.matmul(a, b)
     m, k = a.shape[-2:]
     n = b.shape[-1]
+    if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous:   # x @ W for a batch of x: one (rows, k) matrix
+        return matmul(a.reshape(-1, k), b).reshape(*a.shape[:-1], n)
     batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     out = np.empty(batch + (m, n), a.dtype)
     if out.size == 0:
@@ -275,3 +279,28 @@ def layer_norm_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, mean: np.n
     else:
         dw, db = layer_norm_backward_serial(dy2, x2, w1, m1, r1, dx)
     return dx.reshape(x.shape), dw, db
+
+
+# ----------------------------------------------------------------------------- embedding
+
+
+def embedding_backward(ids: np.ndarray, dy: np.ndarray, num: int) -> np.ndarray:
+    """dW (num, D) of y[..., :] = W[ids[...], :]: the rows of dy summed into the rows they looked up."""
+    if (not _covered(dy) or dy.ndim == 0 or ids.dtype.kind not in "iu" or ids.shape != dy.shape[:-1]
+            or (ids.size and not 0 <= ids.min() <= ids.max() < num)):   # the kernel does no bounds checks
+        return reference.embedding_backward(ids, dy, num)
+    dw = np.zeros((num, dy.shape[-1]), dy.dtype)
+    scatter_add_rows(np.ascontiguousarray(ids, np.intp).reshape(-1), _rows(dy), dw)
+    return dw
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+
+def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float, beta2: float,
+                step_size: float, bias2_root: float, eps: float, l2: float, shrink: float) -> None:
+    """One Adam step on p, m, v in place (see reference.adam_update for the math)."""
+    if not _covered(p, g, m, v) or not all(x.flags.c_contiguous for x in (p, m, v)) or g.shape != p.shape:
+        return reference.adam_update(p, g, m, v, beta1, beta2, step_size, bias2_root, eps, l2, shrink)
+    adam_update_flat(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1), v.reshape(-1),
+                     beta1, beta2, step_size, bias2_root, eps, l2, shrink)

@@ -99,3 +99,31 @@ def layer_norm_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, mean: np.n
     dx = rstd[..., None] * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
     axes = tuple(range(dy.ndim - 1))
     return dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+
+
+def embedding_backward(ids: np.ndarray, dy: np.ndarray, num: int) -> np.ndarray:
+    """dW (num, D) of the row lookup y[..., :] = W[ids[...], :]: row ids[i] of dW is the sum of the
+    rows dy[i] that looked it up (an id used twice gets both). ids int, each in [0, num); dy (..., D)."""
+    dw = np.zeros((num, dy.shape[-1]), dy.dtype)
+    np.add.at(dw, ids.reshape(-1), dy.reshape(-1, dy.shape[-1]))   # add.at: repeated ids accumulate
+    return dw
+
+
+def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float, beta2: float,
+                step_size: float, bias2_root: float, eps: float, l2: float, shrink: float) -> None:
+    """One Adam step on p in place (m, v updated in place too), in p's dtype:
+
+        p = p * shrink                            (AdamW's decoupled decay; shrink = 1 for Adam)
+        g = g + l2 * p_old                        (Adam's L2 penalty; l2 = 0 for AdamW)
+        m = beta1 m + (1 - beta1) g,   v = beta2 v + (1 - beta2) g^2
+        p = p - step_size * m / (sqrt(v) / bias2_root + eps)
+    with step_size = lr / (1 - beta1^t) and bias2_root = sqrt(1 - beta2^t)."""
+    if l2:
+        g = g + l2 * p
+    if shrink != 1.0:
+        p *= shrink
+    m *= beta1
+    m += (1.0 - beta1) * g
+    v *= beta2
+    v += (1.0 - beta2) * g * g
+    p -= step_size * m / (np.sqrt(v) / bias2_root + eps)

@@ -13,11 +13,11 @@ import numpy as np
 from numba import njit, prange
 
 from .fastexp import fexp
-from .flags import FASTMATH
+from .flags import ERROR_MODEL, FASTMATH
 from .rowmax import row_max
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def softmax_row(x: np.ndarray, y: np.ndarray) -> None:
     """y = exp(x - m) / sum(exp(x - m)) with m = max(x); zeros if x is all -inf."""
     m = row_max(x)
@@ -34,7 +34,7 @@ def softmax_row(x: np.ndarray, y: np.ndarray) -> None:
         y[j] *= inv
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     """dx = y * (dy - sum(y * dy))."""
     s = y.dtype.type(0)
@@ -44,7 +44,7 @@ def softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
         dx[j] = y[j] * (dy[j] - s)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def row_logsumexp(x: np.ndarray):
     """log(sum(exp(x))) computed as m + log(sum(exp(x - m))), m = max(x) (or 0 if m is not finite)."""
     m = row_max(x)
@@ -56,7 +56,7 @@ def row_logsumexp(x: np.ndarray):
     return m + np.log(s)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def log_softmax_row(x: np.ndarray, y: np.ndarray) -> None:
     """y = x - logsumexp(x) (a row of all -inf gives NaN, like numpy and PyTorch)."""
     shift = row_logsumexp(x)
@@ -64,7 +64,7 @@ def log_softmax_row(x: np.ndarray, y: np.ndarray) -> None:
         y[j] = x[j] - shift
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def log_softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     """dx = dy - exp(y) * sum(dy), where y = log_softmax(x) so exp(y) = softmax(x)."""
     s = dy.dtype.type(0)
@@ -76,49 +76,49 @@ def log_softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> N
 
 # Drivers: one row per iteration; `prange` hands contiguous blocks of rows to each thread.
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
 def softmax_parallel(x: np.ndarray, y: np.ndarray) -> None:
     for i in prange(x.shape[0]):
         softmax_row(x[i], y[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def softmax_serial(x: np.ndarray, y: np.ndarray) -> None:
     for i in range(x.shape[0]):
         softmax_row(x[i], y[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
 def softmax_backward_parallel(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     for i in prange(y.shape[0]):
         softmax_backward_row(y[i], dy[i], dx[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def softmax_backward_serial(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     for i in range(y.shape[0]):
         softmax_backward_row(y[i], dy[i], dx[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
 def log_softmax_parallel(x: np.ndarray, y: np.ndarray) -> None:
     for i in prange(x.shape[0]):
         log_softmax_row(x[i], y[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def log_softmax_serial(x: np.ndarray, y: np.ndarray) -> None:
     for i in range(x.shape[0]):
         log_softmax_row(x[i], y[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
 def log_softmax_backward_parallel(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     for i in prange(y.shape[0]):
         log_softmax_backward_row(y[i], dy[i], dx[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model=ERROR_MODEL)
 def log_softmax_backward_serial(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     for i in range(y.shape[0]):
         log_softmax_backward_row(y[i], dy[i], dx[i])
