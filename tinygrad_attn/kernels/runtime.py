@@ -5,11 +5,13 @@ a few hundred fresh arrays of 0.25-1 MB per step):
 
 * OpenMP spin. Between parallel kernels Numba's OpenMP workers spin, then sleep. Waking a sleeping
   worker costs 25-55 us here, more than many of our kernels take, so they should still be spinning
-  when the next kernel of a step starts (usually well under 0.3 ms later). But a worker that spins
-  for long holds a core: on a 2-core machine running anything else, every parallel call then waits
-  whole scheduler slices (a transformer step measured 136 ms instead of 39 ms with one core busy
-  under OMP_WAIT_POLICY=active). GOMP_SPINCOUNT=30000 spins for about 0.3-1 ms, then sleeps.
-  Setting OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself before the import overrides this.
+  when the next kernel of a step starts (usually well under 0.3 ms later): GOMP_SPINCOUNT=30000
+  spins for about 0.3-1 ms, then sleeps (the tiny-transformer step: 16.5 ms, against 25.5 ms with
+  OMP_WAIT_POLICY=passive). The price is paid on a busy machine: a spinning worker competes with
+  the other job for the core, and each parallel call can wait a scheduler slice (58-65 ms with one
+  of two cores busy, where passive waiting stays at ~23 ms; PyTorch's OpenMP threads do the same).
+  On a shared machine set OMP_WAIT_POLICY=passive; setting it or GOMP_SPINCOUNT yourself before
+  the import overrides this.
 
 * malloc thresholds (glibc only). By default glibc serves each array over 128 KB with a fresh
   mmap, or returns freed heap memory to the system, so the next array of that size is new memory
