@@ -64,6 +64,18 @@ def test_relative_links_resolve(path):
         assert (path.parent / target.split("#")[0]).exists(), f"{path.name} links to missing {target}"
 
 
+NAMED_LINE = re.compile(r"\[`(\w+)`\]\(([^)#\s]+\.py)#L(\d+)\)")
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_line_links_point_at_what_they_name(path):
+    """[`name`](file.py#L42) must land on the line that defines (or decorates) name: edits shift lines."""
+    for name, target, line in NAMED_LINE.findall(FENCE.sub("", path.read_text())):
+        lines = (path.parent / target).read_text().splitlines()
+        assert int(line) <= len(lines) and re.search(rf"\b{name}\b", lines[int(line) - 1]), (
+            f"{path.name}: [`{name}`]({target}#L{line}) is not on the line that defines {name}")
+
+
 CITED_TEST = re.compile(r"(tests/test_\w+\.py)::(test_\w+)")
 
 
