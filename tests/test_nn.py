@@ -10,7 +10,7 @@ import pytest
 import tinygrad_attn as ta
 import tinygrad_attn.functional as F
 from tinygrad_attn import nn, optim
-from tinygrad_attn.layer_checks import LAYER_CHECKS
+from tinygrad_attn.cli.layer_checks import LAYER_CHECKS
 
 
 def leaf(rng, *shape, dtype=np.float64):

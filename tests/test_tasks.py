@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tinygrad_attn as ta
-from tinygrad_attn.tasks import TASKS, TEXT, get_task
+from tinygrad_attn.cli.tasks import TASKS, TEXT, get_task
 
 SEQUENCE_TASKS = ["copy", "reverse", "sort", "shift"]
 

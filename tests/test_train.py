@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import tinygrad_attn as ta
-from tinygrad_attn import nn, train
-from tinygrad_attn.models import build_model
+from tinygrad_attn import nn
+from tinygrad_attn.cli import train
+from tinygrad_attn.cli.models import build_model
 
 TINY = ["--steps", "12", "--batch-size", "16", "--eval-size", "20", "--quiet"]
 

@@ -11,7 +11,8 @@ import re
 import numpy as np
 import pytest
 
-from tinygrad_attn import cli, walkthrough
+from tinygrad_attn import cli
+from tinygrad_attn.cli import walkthrough
 
 NUMBER = r"-?\d+\.\d+(?:e[-+]\d+)?"
 

@@ -19,8 +19,8 @@ from tqdm import tqdm
 import tinygrad_attn as ta
 import tinygrad_attn.functional as F
 from tinygrad_attn import optim, viz
-from tinygrad_attn.models import attention_maps, build_model
-from tinygrad_attn.tasks import TASKS, SequenceTask, Task, get_task
+from tinygrad_attn.cli.models import attention_maps, build_model
+from tinygrad_attn.cli.tasks import TASKS, SequenceTask, Task, get_task
 
 LABELS = {" ": "\u2423", "\n": "\u21b5"}                      # how `sample` shows a space and a newline
 DEFAULTS = dict(task="reverse", model="attention", steps=200, batch_size=64, lr=1e-2, d_model=32, heads=2, layers=2)

@@ -6,8 +6,9 @@ import tracemalloc
 
 import numpy as np
 
-from tinygrad_attn.bench.case import BenchCase
 from tinygrad_attn.kernels import attention, attention_reference
+
+from .case import BenchCase
 
 SHAPES = [(32, 64, 32), (16, 256, 64), (4, 2048, 64)]   # (BH, T, d), d = dv
 CAUSAL_SHAPE = (16, 256, 64)
@@ -89,7 +90,7 @@ def peak_memory(bh: int = 4, t: int = 2048, d: int = 64) -> dict[str, int]:
 
 
 def _main(argv: list[str]) -> None:
-    """`python -m tinygrad_attn.bench.attention [IMPL ...]`: min and median time of each case for the named
+    """`python -m tinygrad_attn.cli.bench.attention [IMPL ...]`: min and median time of each case for the named
     implementations (default: all), each timed in its own block of repeats, then the peak-memory figures.
     Time one implementation per process for clean numbers: two thread pools in one process disturb each other."""
     import time

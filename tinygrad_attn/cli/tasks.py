@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .random import rng
+from ..random import rng
 
 DIGITS = tuple("0123456789")
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import functional as F
-from . import nn
-from .checks import Check
-from .tensor import Tensor
+from .. import functional as F
+from .. import nn
+from ..tensor import Tensor
+from .op_checks import Check
 
 
 def _x(*shape: int, seed: int = 0) -> Tensor:

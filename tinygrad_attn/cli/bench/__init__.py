@@ -1,4 +1,4 @@
-"""Benchmark runner: `python -m tinygrad_attn.bench` (also `tinygrad-attn bench`).
+"""Benchmark runner: `python -m tinygrad_attn.cli.bench` (also `tinygrad-attn bench`).
 
 Cases come from `bench/kernels.py` and, when present, `bench/attention.py` and
 `bench/training.py`, each providing `cases() -> list[BenchCase]` (`quick=True` is passed to
@@ -162,7 +162,7 @@ def format_table(rows: list[dict[str, object]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table (and write JSON with --json). Returns the exit code."""
-    parser = argparse.ArgumentParser(prog="tinygrad_attn.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tinygrad-attn bench", description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
     parser.add_argument("--repeats", type=int, default=None, help="timed samples per implementation")
     parser.add_argument("--quick", action="store_true", help="fewer, smaller cases and samples")
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if repeats < 1:
         parser.error("--repeats must be at least 1")
     if _OPENBLAS_TIMEOUT not in os.environ:           # OpenBLAS reads it once, when numpy loads: rerun
-        child = [sys.executable, "-m", "tinygrad_attn.bench", *(sys.argv[1:] if argv is None else argv)]
+        child = [sys.executable, "-m", "tinygrad_attn.cli.bench", *(sys.argv[1:] if argv is None else argv)]
         return subprocess.call(child, env={**os.environ, _OPENBLAS_TIMEOUT: "4"})
 
     env = environment()

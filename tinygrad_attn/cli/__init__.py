@@ -8,12 +8,13 @@ import argparse
 import importlib
 import sys
 
+_CLI = "tinygrad_attn.cli."
 SUBCOMMANDS = {  # name: (module, function, one-line help)
-    "train": ("tinygrad_attn.train", "main", "train a tiny attention model on a built-in task"),
-    "sample": ("tinygrad_attn.train", "sample_main", "run a trained checkpoint on an input and show its attention"),
-    "demo": ("tinygrad_attn.walkthrough", "main", "walk through self-attention step by step (x1, x2, x3 -> h1..h3)"),
-    "gradcheck": ("tinygrad_attn.checks", "main", "check every registered op and layer against finite differences"),
-    "bench": ("tinygrad_attn.bench", "main", "time kernels and layers against numpy (and PyTorch if installed)"),
+    "train": (_CLI + "train", "main", "train a tiny attention model on a built-in task"),
+    "sample": (_CLI + "train", "sample_main", "run a trained checkpoint on an input and show its attention"),
+    "demo": (_CLI + "walkthrough", "main", "walk through self-attention step by step (x1, x2, x3 -> h1, h2, h3)"),
+    "gradcheck": (_CLI + "checks", "main", "check every registered op and layer against finite differences"),
+    "bench": (_CLI + "bench", "main", "time kernels and layers against numpy (and PyTorch if installed)"),
 }
 
 

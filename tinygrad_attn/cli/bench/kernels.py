@@ -7,7 +7,7 @@ versions do the same work as the kernel (e.g. softmax forward+backward through
 
 import numpy as np
 
-from ..kernels import fast, reference
+from ...kernels import fast, reference
 from .case import BenchCase
 
 try:
