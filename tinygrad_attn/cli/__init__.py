@@ -24,7 +24,8 @@ SUBCOMMANDS = {  # name: (module, function, one-line help)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `tinygrad-attn [--debug] COMMAND ARGS...`; returns the exit status."""
+    """Run `tinygrad-attn [--debug] COMMAND ARGS...`; returns the exit status (`--help` and a usage error
+    raise SystemExit, as argparse does)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = bool(argv) and argv[0] == "--debug"
     argv = argv[1:] if debug else argv
@@ -46,15 +47,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(prog: str, command: Callable[[], int | None], debug: bool = False) -> int:
-    """`command()`'s exit status; an exception becomes one line `prog: error: ...` on stderr (unless `debug`)."""
+    """`command()`'s exit status; an exception becomes one line `prog: error: ...` on stderr and status 1
+    (unless `debug`: then the traceback)."""
     try:
-        return int(command() or 0)
-    except SystemExit as e:                                    # argparse: --help (0) or a usage error (2)
-        if isinstance(e.code, str):
-            print(e.code, file=sys.stderr)
-            return 1
-        return int(e.code or 0)
-    except KeyboardInterrupt:
+        return int(command() or 0)                             # SystemExit passes: argparse's --help (0) or a
+    except KeyboardInterrupt:                                  # usage error (2), its one line already printed
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
@@ -65,8 +62,8 @@ def run(prog: str, command: Callable[[], int | None], debug: bool = False) -> in
         elif isinstance(e, OSError) and e.strerror:
             message = f"{e.filename}: {e.strerror}" if e.filename else e.strerror
         else:
-            message = f"{type(e).__name__}: {e} (rerun with --debug to see where)"
-        print(f"{prog}: error: {message}", file=sys.stderr)
+            message = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]} (rerun with --debug to see where)"
+        print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
         return 1
 
 

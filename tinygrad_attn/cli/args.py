@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class CommandError(Exception):
@@ -25,7 +27,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.required:
+        if "default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS)) or action.required:
             return text
         return super()._get_help_string(action)
 
@@ -73,3 +75,13 @@ def number(above: float | None = None) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"must be {want}, got {text!r}")
         return value
     return parse
+
+
+def make_folder(out: Path, flag: str = "--out") -> None:
+    """Create the output folder `out` given by `flag` and check it can be written, before any work."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CommandError(f"cannot create the {flag} folder {out}: {e.strerror}") from e
+    if not os.access(out, os.W_OK):
+        raise CommandError(f"cannot write to the {flag} folder {out}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 import zipfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from tqdm import tqdm
 import tinygrad_attn as ta
 import tinygrad_attn.functional as F
 from tinygrad_attn import optim, viz
-from tinygrad_attn.cli.args import CommandError, Parser, integer, number
+from tinygrad_attn.cli.args import Parser, integer, make_folder, number
 from tinygrad_attn.cli.models import attention_maps, build_model
 from tinygrad_attn.cli.tasks import TASKS, SequenceTask, Task, get_task
 
@@ -74,16 +73,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.out.exists() and not args.out.is_dir():
         p.error(f"argument --out: {args.out} is a file, not a folder")
     return args
-
-
-def make_folder(out: Path) -> None:
-    """Create `out` (and its parents) and check it can be written, before any training."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CommandError(f"cannot create the --out folder {out}: {e.strerror}") from e
-    if not os.access(out, os.W_OK):
-        raise CommandError(f"cannot write to the --out folder {out}")
 
 
 def main(argv: list[str]) -> int:
@@ -235,7 +224,7 @@ def build_sample_parser() -> Parser:
                "prediction and its attention map.")
     p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.npz written by `tinygrad-attn train`")
     p.add_argument("--input", default=None, help='digits for the sequence tasks, e.g. "3 1 4 1 5 9 2 6" '
-                   "(exactly the trained length), text for lm; default: a random sequence")
+                   "(exactly the trained length), text for lm (default: a random held-out sequence)")
     p.add_argument("--seed", type=integer(0), default=0, help="seed for the random input")
     p.add_argument("--chars", type=integer(0), default=None,
                    help="how many characters to generate (default: 60; lm checkpoints only)")
