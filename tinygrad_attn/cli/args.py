@@ -85,3 +85,14 @@ def make_folder(out: Path, flag: str = "--out") -> None:
         raise CommandError(f"cannot create the {flag} folder {out}: {e.strerror}") from e
     if not os.access(out, os.W_OK):
         raise CommandError(f"cannot write to the {flag} folder {out}")
+
+
+def check_output_file(parser: argparse.ArgumentParser, path: Path | None, flag: str) -> None:
+    """A usage error (one line, status 2) unless the file `path` given by `flag` could be written: not a
+    folder, in a folder that exists. Checked before any work, so a typo does not cost a run."""
+    if path is None:
+        return
+    if path.is_dir():
+        parser.error(f"argument {flag}: {path} is a folder; give a file name such as {path / 'out'}")
+    if not path.parent.is_dir():
+        parser.error(f"argument {flag}: the folder {path.parent} does not exist")

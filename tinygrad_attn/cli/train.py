@@ -20,7 +20,7 @@ from tqdm import tqdm
 import tinygrad_attn as ta
 import tinygrad_attn.functional as F
 from tinygrad_attn import optim, viz
-from tinygrad_attn.cli.args import Parser, integer, make_folder, number
+from tinygrad_attn.cli.args import Parser, check_output_file, integer, make_folder, number
 from tinygrad_attn.cli.models import attention_maps, build_model
 from tinygrad_attn.cli.tasks import TASKS, SequenceTask, Task, get_task
 
@@ -237,8 +237,7 @@ def sample_main(argv: list[str]) -> int:
     """`tinygrad-attn sample`: the model's prediction for one input, and a text heatmap of its attention."""
     parser = build_sample_parser()
     args = parser.parse_args(argv)
-    if args.png is not None and args.png.is_dir():
-        parser.error(f"argument --png: {args.png} is a folder; give a file name such as {args.png / 'attention.png'}")
+    check_output_file(parser, args.png, "--png")
     with ta.backend(args.backend):
         try:
             model, task, config = load_checkpoint(args.checkpoint)

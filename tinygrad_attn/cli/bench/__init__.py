@@ -25,11 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 
-from ..args import Parser, integer
+from ..args import Parser, check_output_file, integer
 from .case import BenchCase
 
 CASE_MODULES = ("kernels", "attention", "training")
@@ -164,7 +165,7 @@ def format_table(rows: list[dict[str, object]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table (and write JSON with --json). Returns the exit code."""
     parser = Parser(prog="tinygrad-attn bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
+    parser.add_argument("--json", metavar="PATH", type=Path, help="also write every number to this JSON file")
     parser.add_argument("--repeats", type=integer(1), default=None,
                         help="timed samples per implementation (default: 15, or 5 with --quick)")
     parser.add_argument("--quick", action="store_true", help="fewer, smaller cases and samples")
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only cases whose 'group case' contains this (repeat to allow several)")
     parser.add_argument("--no-startup", action="store_true", help="skip the cold/warm start-up measurement")
     args = parser.parse_args(argv)
+    check_output_file(parser, args.json, "--json")
     repeats = args.repeats or (5 if args.quick else 15)
     if _OPENBLAS_TIMEOUT not in os.environ:           # OpenBLAS reads it once, when numpy loads: rerun
         child = [sys.executable, "-m", "tinygrad_attn.cli.bench", *(sys.argv[1:] if argv is None else argv)]
