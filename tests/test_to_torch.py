@@ -134,6 +134,23 @@ def test_masks_mean_the_same_after_conversion(kind, mask_shape, as_tensor, rng):
         np.testing.assert_allclose(p.grad, torch_grad(converted, name), rtol=RTOL, atol=ATOL, err_msg=name)
 
 
+@pytest.mark.parametrize("kind", MASKED)
+def test_a_fully_masked_row_gives_zeros_on_both_sides(kind, rng):
+    ta.manual_seed(2)
+    layer = MASKED[kind]()
+    mask = rng.random((5, 5)) < 0.5
+    mask[2, :] = False                                         # query 2 may attend nothing
+    mask[[0, 1, 3, 4], 0] = True
+    x, tx = inputs(rng, 2, 5, 6)
+    converted = ta.to_torch(layer)
+    out, tout = layer(x, mask), converted(tx, mask)
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=RTOL, atol=ATOL)
+    out.backward(np.ones(out.shape, np.float32))
+    tout.sum().backward()
+    assert not torch.isnan(tx.grad).any()
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
 def test_module_list_converts_each_module():
     mods = nn.ModuleList([nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2))])
     converted = ta.to_torch(mods)
