@@ -101,6 +101,8 @@ CASES = [  # (id, call, exception, substrings the message must contain)
     ("sgd-module", lambda: optim.SGD(nn.Linear(2, 2), lr=0.1), TypeError, ["SGD", "Linear", ".parameters()"]),
     ("adam-module", lambda: optim.Adam(nn.Sequential(nn.Linear(2, 2))), TypeError,
      ["Adam", "Sequential", ".parameters()"]),
+    ("sgd-module-no-lr", lambda: optim.SGD(nn.Linear(2, 2)), TypeError, ["SGD", "Linear", ".parameters()"]),
+    ("sgd-no-lr", lambda: optim.SGD([param(1)]), TypeError, ["SGD", "lr is required"]),
     ("sgd-lr-str", lambda: optim.SGD([param(1)], lr="0.1"), TypeError, ["SGD", "lr", "'0.1'"]),
     ("adam-lr-negative", lambda: optim.Adam([param(1)], lr=-1e-3), ValueError, ["Adam", "lr", "-0.001"]),
     ("adamw-lr-none", lambda: optim.AdamW([param(1)], lr=None), TypeError, ["AdamW", "lr", "None"]),

@@ -184,11 +184,14 @@ def test_what_cannot_be_converted_says_so():
 def test_without_torch_the_error_says_pip_install_torch():
     """In a fresh process where `import torch` fails, to_torch raises ImportError naming the fix; importing
     the package never imports torch."""
-    code = ("import sys; sys.modules['torch'] = None\n"             # makes `import torch` raise ImportError
+    code = ("import sys\n"
             "import tinygrad_attn as ta\n"
+            "print('torch imported:', 'torch' in sys.modules)\n"
+            "sys.modules['torch'] = None\n"                      # makes `import torch` raise ImportError
             "try:\n    ta.to_torch(ta.nn.Linear(2, 2))\n"
             "except ImportError as e:\n    print('ImportError:', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "torch imported: False" in out.stdout, out.stdout + out.stderr
     assert "ImportError:" in out.stdout and "pip install torch" in out.stdout, out.stdout + out.stderr
 
 

@@ -41,6 +41,16 @@ def _parameter_list(op: str, params) -> list[Tensor]:
     return list(params)
 
 
+class _Required:
+    """The default of an argument that has none (SGD's lr): the marker lets a bad `params` be reported first."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_REQUIRED = _Required()
+
+
 class Optimizer:
     """Holds the parameters and the learning rate; subclasses define `step`."""
 
@@ -53,6 +63,8 @@ class Optimizer:
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{name}: parameter {i} is not a Tensor with requires_grad=True "
                                 f"(got {type(p).__name__})")
+        if lr is _REQUIRED:
+            raise TypeError(f"{name}: lr is required (a number >= 0), e.g. {name}(model.parameters(), lr=0.1)")
         self.lr = _number(name, "lr", lr)
 
     def zero_grad(self) -> None:
@@ -96,7 +108,8 @@ class SGD(Optimizer):
         p = p - lr * g
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+    def __init__(self, params: Iterable[Tensor], lr: float = _REQUIRED, momentum: float = 0.0,
+                 weight_decay: float = 0.0):
         super().__init__(params, lr)
         _check_non_negative("SGD", momentum=momentum, weight_decay=weight_decay)
         self.momentum, self.weight_decay = momentum, weight_decay
