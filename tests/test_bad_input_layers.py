@@ -47,6 +47,8 @@ CASES = [  # (id, call, exception, substrings the message must contain)
      ["MultiHeadAttention", "d_model=10", "n_heads=3"]),
     ("mha-zero-heads", lambda: nn.MultiHeadAttention(8, 0), ValueError, ["MultiHeadAttention", "n_heads", "0"]),
     ("mha-float-heads", lambda: nn.MultiHeadAttention(8, 2.0), TypeError, ["MultiHeadAttention", "n_heads", "2.0"]),
+    ("mha-scale-nan", lambda: nn.MultiHeadAttention(8, 2, scale=float("nan")), ValueError,
+     ["MultiHeadAttention", "scale", "nan"]),
     ("block-d_ff", lambda: nn.TransformerBlock(8, 2, d_ff=0), ValueError, ["TransformerBlock", "d_ff", "0"]),
     ("block-dropout", lambda: nn.TransformerBlock(8, 2, dropout=2.0), ValueError,
      ["TransformerBlock", "dropout", "2.0"]),

@@ -96,7 +96,8 @@ class SelfAttention(Module):
         self.d_k = d_model if d_k is None else check_size("SelfAttention", "d_k", d_k)
         self.d_v = d_model if d_v is None else check_size("SelfAttention", "d_v", d_v)
         self.causal, self.keep_intermediates = causal, keep_intermediates
-        self.scale = 1.0 / math.sqrt(self.d_k) if scale is None else check_number("SelfAttention", "scale", scale)
+        self.scale = (1.0 / math.sqrt(self.d_k) if scale is None
+                      else check_number("SelfAttention", "scale", scale, -math.inf))
         self.W_q = Parameter(init.xavier_uniform((d_model, self.d_k), d_model, self.d_k))
         self.W_k = Parameter(init.xavier_uniform((d_model, self.d_k), d_model, self.d_k))
         self.W_v = Parameter(init.xavier_uniform((d_model, self.d_v), d_model, self.d_v))
@@ -149,7 +150,7 @@ class MultiHeadAttention(Module):
             raise ValueError(f"MultiHeadAttention: d_model={d_model} must be a positive multiple of "
                              f"n_heads={n_heads} (each head gets d_model / n_heads columns)")
         self.d_model, self.n_heads, self.d_h, self.causal = d_model, n_heads, d_model // n_heads, causal
-        self.scale = 1.0 / math.sqrt(self.d_h) if scale is None else check_number(layer, "scale", scale)
+        self.scale = 1.0 / math.sqrt(self.d_h) if scale is None else check_number(layer, "scale", scale, -math.inf)
         shape = (d_model, d_model)
         self.W_q = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))
         self.W_k = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))

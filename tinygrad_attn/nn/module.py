@@ -31,7 +31,8 @@ def check_number(layer: str, name: str, value, low: float = 0.0, high: float | N
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{layer}: {name} must be a number, got {value!r} of type {type(value).__name__}")
     if not (low <= value and (high is None or value <= high)):    # also refuses NaN
-        bounds = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
+        bounds = f"in [{low:g}, {high:g}]" if high is not None else "a number, not NaN" if low == -np.inf else \
+            f">= {low:g}"
         raise ValueError(f"{layer}: {name} must be {bounds}, got {value!r}")
     return float(value)
 
