@@ -170,3 +170,76 @@ def test_transformer_block(backend, rng):
     tout.sum().backward()
     close(x.grad, tx.grad, rtol=1e-9)
     close(block.mlp[0].weight.grad, fc1.weight.grad.T, rtol=1e-9)
+
+
+@pytest.mark.parametrize("ignore", [None, 2], ids=["all-kept", "ignore-2"])
+@pytest.mark.parametrize("shape", [(6, 5), (2, 3, 4)], ids=str)
+def test_nll_loss(shape, ignore, backend, rng):
+    x, tx = pair(rng, *shape)
+    targets = rng.integers(0, shape[-1], size=shape[:-1])
+    targets.flat[0] = 2
+    loss = F.nll_loss(F.log_softmax(x), targets, ignore_index=ignore)
+    C = shape[-1]
+    tloss = tF.nll_loss(tF.log_softmax(tx, -1).reshape(-1, C), torch.tensor(targets.reshape(-1)),
+                        ignore_index=-100 if ignore is None else ignore)
+    close(loss.data, tloss)
+    loss.backward()
+    tloss.backward()
+    close(x.grad, tx.grad)
+    y, ty = pair(rng, *shape)                                  # on raw scores too: nll_loss does not normalise
+    F.nll_loss(y, targets).backward()
+    tF.nll_loss(ty.reshape(-1, C), torch.tensor(targets.reshape(-1))).backward()
+    close(y.grad, ty.grad)
+
+
+@pytest.mark.parametrize("smoothing", [0.05, 0.3, 1.0])
+@pytest.mark.parametrize("ignore", [None, -100], ids=["all-kept", "ignore"])
+def test_cross_entropy_label_smoothing(smoothing, ignore, backend, rng):
+    logits, tlogits = pair(rng, 3, 4, 6)
+    targets = rng.integers(0, 6, size=(3, 4))
+    if ignore is not None:
+        targets[0, 0] = targets[2, 3] = ignore
+    loss = F.cross_entropy(logits, targets, ignore_index=ignore, label_smoothing=smoothing)
+    tloss = tF.cross_entropy(tlogits.reshape(-1, 6), torch.tensor(targets.reshape(-1)),
+                             ignore_index=-100 if ignore is None else ignore, label_smoothing=smoothing)
+    close(loss.data, tloss)
+    loss.backward()
+    tloss.backward()
+    close(logits.grad, tlogits.grad)
+
+
+def test_one_hot(rng):
+    idx = rng.integers(0, 5, size=(3, 4))
+    ours = F.one_hot(idx, 5)
+    theirs = tF.one_hot(torch.tensor(idx), 5)                  # int64 in PyTorch; float32 here (SPEC)
+    np.testing.assert_array_equal(ours.data, theirs.numpy().astype(np.float32))
+
+
+def test_module_list_model(backend, rng):
+    """A ModuleList of Linears applied in a loop, against torch.nn.ModuleList: names, outputs, gradients."""
+    ours = nn.ModuleList([nn.Linear(4, 5), nn.Linear(5, 5), nn.Linear(5, 2)]).to(np.float64)
+    theirs = torch.nn.ModuleList([torch.nn.Linear(4, 5), torch.nn.Linear(5, 5), torch.nn.Linear(5, 2)]).double()
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    with torch.no_grad():
+        for a, b in zip(ours, theirs):
+            b.weight.copy_(torch.tensor(a.weight.data.T))
+            b.bias.copy_(torch.tensor(a.bias.data))
+    x, tx = pair(rng, 3, 4)
+    for a, b in zip(ours, theirs):
+        x, tx = a(x).tanh(), b(tx).tanh()
+    close(x.data, tx)
+    x.sum().backward()
+    tx.sum().backward()
+    for a, b in zip(ours, theirs):
+        close(a.weight.grad, b.weight.grad.T)
+        close(a.bias.grad, b.bias.grad)
+
+
+def test_clip_grad_norm_of_one_tensor(rng):
+    from tinygrad_attn import optim
+
+    g = rng.standard_normal((3, 4))
+    p, tp = nn.Parameter(np.zeros((3, 4))), torch.zeros((3, 4), dtype=torch.float64, requires_grad=True)
+    p.grad, tp.grad = g.copy(), torch.tensor(g)
+    assert optim.clip_grad_norm(p, 0.5) == pytest.approx(float(torch.nn.utils.clip_grad_norm_(tp, 0.5)), rel=1e-12)
+    close(p.grad, tp.grad)

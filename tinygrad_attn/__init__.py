@@ -10,10 +10,11 @@ from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed
 from .serialization import load, save
 from .tensor import Tensor, apply, arange, cat, matmul, no_grad, ones, randn, stack, where, zeros
+from .torch_bridge import to_torch
 
 __all__ = [
     "Function", "GradcheckError", "Tensor", "apply", "arange", "backend", "cat", "functional", "get_backend",
     "gradcheck", "kernels", "load", "manual_seed", "matmul", "nn", "no_grad", "ones", "optim", "randn", "save",
-    "set_backend", "stack", "unbroadcast", "where", "zeros",
+    "set_backend", "stack", "to_torch", "unbroadcast", "where", "zeros",
 ]
 __version__ = "0.1.0"
