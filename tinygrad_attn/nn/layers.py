@@ -1,4 +1,4 @@
-"""The basic layers: Linear, Embedding, LayerNorm, Dropout, activations, Sequential.
+"""The basic layers: Linear, Embedding, LayerNorm, Dropout, activations (ReLU, GELU, SiLU, Tanh), Sequential.
 
 Initialisation follows PyTorch (see `init.py`), drawn from the package generator, so
 `ta.manual_seed` makes a model's starting weights repeatable.
@@ -86,6 +86,20 @@ class GELU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x)
+
+
+class SiLU(Module):
+    """x * sigmoid(x)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x)
+
+
+class Tanh(Module):
+    """tanh(x)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
 
 
 class Sequential(Module):
