@@ -10,15 +10,13 @@ lines composing the primitive Functions of `ops.py`; argument checks live in `va
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
-import os
-import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import ops
+from . import debug, ops
+from .debug import detect_anomaly
 from .function import Function
 from .validate import (
     FLOATS,
@@ -36,8 +34,6 @@ from .validate import (
 __all__ = ["FLOATS", "Tensor", "apply", "broadcast_shape", "cat", "detect_anomaly", "index_array", "matmul",
            "maximum", "minimum", "no_grad", "promote", "stack", "where"]
 _grad_enabled = True
-_anomaly = False
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -52,46 +48,12 @@ class no_grad(contextlib.ContextDecorator):
         _grad_enabled = self.previous
 
 
-class detect_anomaly(contextlib.ContextDecorator):
-    """`with ta.detect_anomaly():` ops record the file:line of the forward call that made them, and backward
-    raises a RuntimeError at the first op whose gradient turns NaN/inf from finite upstream gradients."""
-
-    def __enter__(self) -> None:
-        global _anomaly
-        self.previous, _anomaly = _anomaly, True
-
-    def __exit__(self, *exc) -> None:
-        global _anomaly
-        _anomaly = self.previous
-
-
 class _Freed:
     """Stands in for a Function whose graph `backward` has already released."""
 
 
 class TensorIndexError(IndexError, ValueError):
     """An index that does not fit the tensor (an IndexError, and a ValueError as the contract asks)."""
-
-
-class _HookHandle:
-    """Returned by `register_hook`; `.remove()` unregisters the hook."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict, fn: Callable):
-        self.hooks, self.key = hooks, next(self._ids)
-        hooks[self.key] = fn
-
-    def remove(self) -> None:
-        self.hooks.pop(self.key, None)
-
-
-def _user_line() -> str:
-    """file:line of the innermost frame outside this package: the learner's forward call."""
-    frame = sys._getframe(2)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame = frame.f_back
-    return "an unknown place" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 def apply(fn: type[Function], *inputs: Tensor, **kwargs) -> Tensor:
@@ -103,25 +65,12 @@ def apply(fn: type[Function], *inputs: Tensor, **kwargs) -> Tensor:
     if not record:
         return Tensor._make(out, False, None)
     ctx.parents = inputs
-    if _anomaly:
-        ctx.site = _user_line()
+    if debug.anomaly:
+        ctx.site = debug.user_line()
     return Tensor._make(out, True, ctx)
 
 
 Function.apply = classmethod(apply)  # so a user-written op runs as `MyOp.apply(x, y)`
-
-
-def _check_anomaly(ctx: Function, g: np.ndarray, input_grads: tuple) -> None:
-    """Raise naming the op, its input shapes and its forward line if finite `g` gave a NaN/inf input gradient."""
-    if not np.all(np.isfinite(g)):
-        return
-    for i, (pg, needed) in enumerate(zip(input_grads, ctx.needs_input_grad)):
-        if needed and pg is not None and not np.all(np.isfinite(pg)):
-            shapes = ", ".join(str(p.shape) for p in ctx.parents)
-            site = ctx.site or "an unknown line (run the forward pass inside ta.detect_anomaly() to record it)"
-            raise RuntimeError(f"detect_anomaly: the backward of {type(ctx).__name__} (inputs of shapes {shapes}) "
-                               f"gave a NaN or infinite gradient for input {i} from finite upstream gradients; "
-                               f"the op was created at {site}")
 
 
 def _as_array(data, dtype) -> np.ndarray:
@@ -196,7 +145,7 @@ class Tensor:
         """Keep `.grad` on this non-leaf tensor after backward (leaves always keep theirs)."""
         self._retain = True
 
-    def register_hook(self, fn: Callable[[np.ndarray], np.ndarray | None]) -> _HookHandle:
+    def register_hook(self, fn: Callable[[np.ndarray], np.ndarray | None]) -> debug.HookHandle:
         """Call `fn(grad)` once per backward with this tensor's complete gradient; an array it returns
         replaces the gradient (for `.grad` and for everything upstream). Returns a handle with `.remove()`."""
         if not self.requires_grad:
@@ -205,7 +154,7 @@ class Tensor:
             raise TypeError(f"register_hook: fn must be callable, got {fn!r}")
         if self._hooks is None:
             self._hooks = {}
-        return _HookHandle(self._hooks, fn)
+        return debug.HookHandle(self._hooks, fn)
 
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
@@ -268,8 +217,8 @@ class Tensor:
             if len(input_grads) != len(ctx.parents):
                 raise RuntimeError(f"backward of {type(ctx).__name__} returned {len(input_grads)} gradients "
                                    f"for {len(ctx.parents)} inputs")
-            if _anomaly or ctx.site is not None:
-                _check_anomaly(ctx, g, input_grads)
+            if debug.anomaly or ctx.site is not None:
+                debug.check_anomaly(ctx, g, input_grads)
             for parent, pg, needed in zip(ctx.parents, input_grads, ctx.needs_input_grad):
                 if not needed or pg is None:
                     continue
