@@ -310,22 +310,26 @@ class Min(Max):
 
 
 class LogSumExp(Function):
-    """out = m + ln sum exp(a - m) over `axis`, m the max (0 where m is infinite), so no exp overflows;
-    da = g * exp(a - out) = g * softmax(a) (0 in a row of -inf, whose out is -inf)."""
+    """out = m + ln s, s = sum exp(a - m) over `axis`, m the max (0 where m is infinite), so no exp overflows;
+    da = g * softmax(a) = g * exp((a - m) - ln s), from the shifted values (exp(a - out) would lose ln s when
+    |m| >> 1), and 0 in a row of -inf."""
 
     def forward(self, a, axis, keepdims):
-        self.a, self.axis, self.keepdims = a, axis, keepdims
+        self.axis, self.keepdims = axis, keepdims
         m = a.max(axis=axis, keepdims=True)
         m = np.where(np.isfinite(m), m, 0).astype(a.dtype, copy=False)
+        self.shifted = a - m
         with np.errstate(divide="ignore"):                      # a row of -inf: ln 0 = -inf, as it should be
-            self.out = np.log(np.exp(a - m).sum(axis=axis, keepdims=True)) + m
-        return self.out if keepdims else np.asarray(np.squeeze(self.out, axis=axis))
+            self.log_s = np.log(np.exp(self.shifted).sum(axis=axis, keepdims=True))
+        out = self.log_s + m
+        return out if keepdims else np.asarray(np.squeeze(out, axis=axis))
 
     def backward(self, g):
         if not self.keepdims:
-            g = np.expand_dims(g, self.axis) if self.axis is not None else np.reshape(g, (1,) * self.a.ndim)
+            g = np.expand_dims(g, self.axis) if self.axis is not None else np.reshape(g, (1,) * self.shifted.ndim)
         with np.errstate(invalid="ignore"):
-            return np.where(np.isneginf(self.out), 0, g * np.exp(self.a - self.out)).astype(g.dtype, copy=False)
+            p = np.exp(self.shifted - self.log_s)
+        return np.where(np.isneginf(self.log_s), 0, g * p).astype(g.dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------- movement and indexing
