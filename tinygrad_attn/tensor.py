@@ -407,7 +407,8 @@ class Tensor:
 
     def std(self, axis=None, keepdims: bool = False, *, correction: float = 0, dim=None, keepdim=None) -> Tensor:
         """sqrt(var(...)), with the same `correction` (0: population)."""
-        return self.var(axis, keepdims, correction=correction, dim=dim, keepdim=keepdim).sqrt()
+        axis, keepdims = self._reduce_args("std", axis, dim, keepdims, keepdim)
+        return self.var(axis, keepdims, correction=check_number("std", "correction", correction)).sqrt()
 
     def _no_grad_reduce(self, op, numpy_fn, axis, dim, keepdims, keepdim, single=False) -> Tensor:
         axis, keepdims = self._reduce_args(op, axis, dim, keepdims, keepdim, single)
