@@ -173,3 +173,35 @@ def test_bad_input_names_the_op_and_the_value(call, error, parts):
 
 def test_the_table_is_large():
     assert len(CASES) >= 100
+
+
+def test_validate_module_api():
+    """The shared checks other modules (optim, nn, functional) call: normal form out, or an error in the op's name."""
+    from tinygrad_attn import validate as v
+
+    assert v.check_axis("sum", -1, 3) == 2 and v.check_axis("sum", [0, -1], 3) == (0, 2)
+    assert v.check_axis("sum", None, 3, dim=1) == 1 and v.check_axis("softmax", 0, 0, single=True) == 0
+    assert v.check_keepdims("sum", False, keepdim=True) is True
+    assert v.check_shape("zeros", (2, np.int64(3))) == (2, 3) and v.check_shape("zeros", ((4, 1),)) == (4, 1)
+    assert v.check_shape("reshape", (-1, 2), allow_minus_one=True) == (-1, 2)
+    assert v.check_int("Linear", "out_features", np.int32(4), min=1) == 4
+    assert v.check_number("SGD", "lr", 1) == 1.0 and v.check_number("SGD", "lr", ta.Tensor(0.5)) == 0.5
+    assert v.check_dtype("Tensor", "float64") == np.float64
+    np.testing.assert_array_equal(v.index_array("embedding", ta.Tensor([1.0, 2.0])), [1, 2])
+    assert v.broadcast_shape("add", (3, 1), (4,)) == (3, 4)
+    for call, error, parts in [
+        (lambda: v.check_number("SGD", "lr", "0.1", min=0), TypeError, ["SGD: lr must be a number", "'0.1'"]),
+        (lambda: v.check_number("SGD", "lr", -0.1, min=0), ValueError, ["SGD: lr must be >= 0", "-0.1"]),
+        (lambda: v.check_number("Dropout", "p", 1.0, min=0, max=1, min_open=True), None, []),
+        (lambda: v.check_number("Dropout", "p", 0.0, min=0, max=1, min_open=True), ValueError, ["Dropout", "> 0"]),
+        (lambda: v.check_number("Adam", "eps", True), TypeError, ["Adam: eps", "True"]),
+        (lambda: v.check_int("Linear", "out_features", -3, min=1), ValueError, ["Linear: out_features", "-3"]),
+        (lambda: v.check_int("Linear", "in_features", 4.0), TypeError, ["Linear: in_features must be an int", "4.0"]),
+        (lambda: v.check_requires_grad("Parameter", np.int64, True), TypeError, ["Parameter", "int64"]),
+    ]:
+        if error is None:
+            call()
+            continue
+        with pytest.raises(error) as info:
+            call()
+        assert all(p in str(info.value) for p in parts), str(info.value)

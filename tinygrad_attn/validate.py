@@ -12,7 +12,8 @@ either returns the argument in a normal form or raises a ValueError/TypeError wh
         `f(2, 3)` or `f((2, 3))` style sizes: ints (numpy ints too) >= 0 (or -1, for reshape/expand to resolve).
     check_int(op, name, value, min=None) -> int                 an int (not bool, not float), >= min
     check_number(op, name, value, min=None, max=None, min_open=False) -> float
-        a real number (not bool, not str), min <= value <= max (value > min with `min_open=True`).
+        a real number (not bool, not str; a 0-d array or Tensor is read as its value), min <= value <= max
+        (value > min with `min_open=True`).
     check_dtype(op, dtype) -> np.dtype                          a bool, integer or float dtype (not object/str/complex)
     check_requires_grad(op, dtype, requires_grad) -> bool       only float32/float64 may require grad
     index_array(op, value) -> np.ndarray                        a mask or integer indices (no gradient)
@@ -92,7 +93,11 @@ def check_int(op: str, name: str, value, min: int | None = None) -> int:
 
 def check_number(op: str, name: str, value, min: float | None = None, max: float | None = None,
                  min_open: bool = False) -> float:
-    """`value` as a float: a real number (int, float, numpy number; not bool or str) in [min, max]."""
+    """`value` as a float: a real number (int, float, numpy number, a one-element array or Tensor; not bool or
+    str) in [min, max]."""
+    data = value.data if isinstance(getattr(value, "data", None), np.ndarray) else value
+    if isinstance(data, np.ndarray) and data.shape == () and data.dtype.kind in "iuf":
+        value = data.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: {name} must be a number, got {value!r}")
     value = float(value)
