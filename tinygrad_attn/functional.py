@@ -53,6 +53,21 @@ def relu(x: Tensor) -> Tensor:
     return _float_tensor("relu", x).relu()
 
 
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    return _float_tensor("silu", x).silu()
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else negative_slope * x."""
+    return _float_tensor("leaky_relu", x).leaky_relu(negative_slope)
+
+
+def softplus(x: Tensor) -> Tensor:
+    """ln(1 + e^x), stable for large |x|."""
+    return _float_tensor("softplus", x).softplus()
+
+
 def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
     """y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias over the last axis (population variance).
 

@@ -1,4 +1,5 @@
-"""The basic layers: Linear, Embedding, LayerNorm, Dropout, activations, Sequential, ModuleList.
+"""The basic layers: Linear, Embedding, LayerNorm, Dropout, activations (ReLU, GELU, SiLU, Tanh), Sequential,
+ModuleList.
 
 Initialisation follows PyTorch (see `init.py`), drawn from the package generator, so
 `ta.manual_seed` makes a model's starting weights repeatable.
@@ -86,6 +87,20 @@ class GELU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x)
+
+
+class SiLU(Module):
+    """x * sigmoid(x)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x)
+
+
+class Tanh(Module):
+    """tanh(x)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
 
 
 class _ModuleSequence(Module):
