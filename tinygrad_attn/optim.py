@@ -13,18 +13,10 @@ import numpy as np
 
 from .backend import K
 from .tensor import Tensor
+from .validate import check_number
 
 # Argument checks shared by the optimizers and clip_grad_norm. Kept small and local so that they can move to
 # one package-wide validation module later; each names the caller (`op`) and the offending value.
-
-
-def _number(op: str, name: str, value, low: float = 0.0) -> float:
-    """value as a float, which must be a real number >= low (a bool, a string or NaN is refused)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{op}: {name} must be a number, got {value!r} of type {type(value).__name__}")
-    if not value >= low:                                       # also False for NaN
-        raise ValueError(f"{op}: {name} must be >= {low:g}, got {value!r}")
-    return float(value)
 
 
 def _parameter_list(op: str, params) -> list[Tensor]:
@@ -65,7 +57,7 @@ class Optimizer:
                                 f"(got {type(p).__name__})")
         if lr is _REQUIRED:
             raise TypeError(f"{name}: lr is required (a number >= 0), e.g. {name}(model.parameters(), lr=0.1)")
-        self.lr = _number(name, "lr", lr)
+        self.lr = check_number(name, "lr", lr, min=0.0)
 
     def zero_grad(self) -> None:
         """Clear every parameter's `.grad`."""
@@ -97,7 +89,7 @@ class Optimizer:
 
 def _check_non_negative(op: str, **values: float) -> None:
     for name, value in values.items():
-        _number(op, name, value)
+        check_number(op, name, value, min=0.0)
 
 
 class SGD(Optimizer):
@@ -184,7 +176,7 @@ def clip_grad_norm(params: Tensor | Iterable[Tensor], max_norm: float) -> float:
     place) by max_norm / (total + 1e-6), as `torch.nn.utils.clip_grad_norm_`. `params` is one Tensor
     or an iterable of them, as in PyTorch; parameters without a grad are skipped.
     """
-    max_norm = _number("clip_grad_norm", "max_norm", max_norm)
+    max_norm = check_number("clip_grad_norm", "max_norm", max_norm, min=0.0)
     params = [params] if isinstance(params, Tensor) else _parameter_list("clip_grad_norm", params)
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):

@@ -85,9 +85,9 @@ def check_shape(op: str, shape, allow_minus_one: bool = False) -> tuple[int, ...
 def check_int(op: str, name: str, value, min: int | None = None) -> int:
     """`value` as an int (a bool or a float is refused), at least `min`."""
     if not _is_int(value):
-        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
+        raise TypeError(f"{op}: {name} must be an int, got {value!r} ({type(value).__name__})")
     if min is not None and value < min:
-        raise ValueError(f"{op}: {name} must be >= {min}, got {value}")
+        raise ValueError(f"{op}: {name} must be >= {min}, got {name}={value}")
     return int(value)
 
 
@@ -99,12 +99,14 @@ def check_number(op: str, name: str, value, min: float | None = None, max: float
     if isinstance(data, np.ndarray) and data.shape == () and data.dtype.kind in "iuf":
         value = data.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{op}: {name} must be a number, got {value!r}")
-    value = float(value)
-    if min is not None and (value <= min if min_open else value < min) or max is not None and value > max:
-        low = f"> {min}" if min_open else f">= {min}"
-        bounds = " and ".join(b for b in (low if min is not None else "", f"<= {max}" if max is not None else "") if b)
-        raise ValueError(f"{op}: {name} must be {bounds}, got {value}")
+        raise TypeError(f"{op}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    given, value = value, float(value)
+    below = min is not None and not (value > min if min_open else value >= min)   # NaN is out of any range
+    if below or max is not None and not value <= max:
+        low = None if min is None else f"{'>' if min_open else '>='} {min:g}"
+        high = None if max is None else f"<= {max:g}"
+        bounds = f"in [{min:g}, {max:g}]" if low and high and not min_open else " and ".join(filter(None, (low, high)))
+        raise ValueError(f"{op}: {name} must be {bounds}, got {given!r}")
     return value
 
 

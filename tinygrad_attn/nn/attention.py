@@ -13,7 +13,8 @@ import numpy as np
 from .. import functional as F
 from .. import init
 from ..tensor import Tensor, index_array
-from .module import Module, Parameter, check_number, check_size
+from ..validate import check_int, check_number
+from .module import Module, Parameter
 
 
 class _AttentionWeights:
@@ -92,12 +93,12 @@ class SelfAttention(Module):
 
     def __init__(self, d_model: int, d_k: int | None = None, d_v: int | None = None, causal: bool = False,
                  scale: float | None = None, keep_intermediates: bool = False):
-        self.d_model = check_size("SelfAttention", "d_model", d_model)
-        self.d_k = d_model if d_k is None else check_size("SelfAttention", "d_k", d_k)
-        self.d_v = d_model if d_v is None else check_size("SelfAttention", "d_v", d_v)
+        self.d_model = check_int("SelfAttention", "d_model", d_model, min=1)
+        self.d_k = d_model if d_k is None else check_int("SelfAttention", "d_k", d_k, min=1)
+        self.d_v = d_model if d_v is None else check_int("SelfAttention", "d_v", d_v, min=1)
         self.causal, self.keep_intermediates = causal, keep_intermediates
         self.scale = (1.0 / math.sqrt(self.d_k) if scale is None
-                      else check_number("SelfAttention", "scale", scale, -math.inf))
+                      else check_number("SelfAttention", "scale", scale, min=-math.inf))
         self.W_q = Parameter(init.xavier_uniform((d_model, self.d_k), d_model, self.d_k))
         self.W_k = Parameter(init.xavier_uniform((d_model, self.d_k), d_model, self.d_k))
         self.W_v = Parameter(init.xavier_uniform((d_model, self.d_v), d_model, self.d_v))
@@ -145,12 +146,12 @@ class MultiHeadAttention(Module):
 
     def __init__(self, d_model: int, n_heads: int, causal: bool = False, scale: float | None = None):
         layer = "MultiHeadAttention"
-        d_model, n_heads = check_size(layer, "d_model", d_model), check_size(layer, "n_heads", n_heads)
+        d_model, n_heads = check_int(layer, "d_model", d_model, min=1), check_int(layer, "n_heads", n_heads, min=1)
         if d_model % n_heads != 0:
             raise ValueError(f"MultiHeadAttention: d_model={d_model} must be a positive multiple of "
                              f"n_heads={n_heads} (each head gets d_model / n_heads columns)")
         self.d_model, self.n_heads, self.d_h, self.causal = d_model, n_heads, d_model // n_heads, causal
-        self.scale = 1.0 / math.sqrt(self.d_h) if scale is None else check_number(layer, "scale", scale, -math.inf)
+        self.scale = 1.0 / math.sqrt(self.d_h) if scale is None else check_number(layer, "scale", scale, min=-math.inf)
         shape = (d_model, d_model)
         self.W_q = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))
         self.W_k = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))

@@ -15,7 +15,8 @@ import numpy as np
 from .. import functional as F
 from .. import init
 from ..tensor import Tensor
-from .module import Module, Parameter, check_number, check_size
+from ..validate import check_int, check_number
+from .module import Module, Parameter
 
 
 class Linear(Module):
@@ -27,8 +28,8 @@ class Linear(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
-        self.in_features = check_size("Linear", "in_features", in_features)
-        self.out_features = check_size("Linear", "out_features", out_features)
+        self.in_features = check_int("Linear", "in_features", in_features, min=1)
+        self.out_features = check_int("Linear", "out_features", out_features, min=1)
         bound = 1.0 / math.sqrt(in_features)
         self.weight = Parameter(init.uniform((in_features, out_features), bound))
         self.bias = Parameter(init.uniform((out_features,), bound)) if bias else None
@@ -45,7 +46,7 @@ class Embedding(Module):
     """
 
     def __init__(self, num: int, dim: int):
-        self.num, self.dim = check_size("Embedding", "num", num), check_size("Embedding", "dim", dim)
+        self.num, self.dim = check_int("Embedding", "num", num, min=1), check_int("Embedding", "dim", dim, min=1)
         self.weight = Parameter(init.normal((num, dim)))
 
     def forward(self, ids) -> Tensor:
@@ -56,7 +57,7 @@ class LayerNorm(Module):
     """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis; weight ones, bias zeros."""
 
     def __init__(self, dim: int, eps: float = 1e-5):
-        self.dim, self.eps = check_size("LayerNorm", "dim", dim), check_number("LayerNorm", "eps", eps)
+        self.dim, self.eps = check_int("LayerNorm", "dim", dim, min=1), check_number("LayerNorm", "eps", eps, min=0.0)
         self.weight = Parameter(np.ones(dim, np.float32))
         self.bias = Parameter(np.zeros(dim, np.float32))
 
@@ -69,7 +70,7 @@ class Dropout(Module):
     in eval mode (`module.eval()`), the identity."""
 
     def __init__(self, p: float = 0.5):
-        self.p = check_number("Dropout", "p", p, 0.0, 1.0)      # p = 1 zeroes everything, as PyTorch allows
+        self.p = check_number("Dropout", "p", p, min=0.0, max=1.0)      # p = 1 zeroes everything, as PyTorch allows
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)

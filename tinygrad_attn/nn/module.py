@@ -17,26 +17,6 @@ from ..tensor import FLOATS, Tensor
 # validation module later. Each names the layer, the argument and the offending value.
 
 
-def check_size(layer: str, name: str, value, low: int = 1) -> int:
-    """value as an int, which must be a whole number >= low (not a bool, a float or a string)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{layer}: {name} must be an int, got {value!r} of type {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{layer}: {name} must be >= {low}, got {name}={value}")
-    return int(value)
-
-
-def check_number(layer: str, name: str, value, low: float = 0.0, high: float | None = None) -> float:
-    """value as a float, which must be a real number in [low, high] (high None: no upper bound)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{layer}: {name} must be a number, got {value!r} of type {type(value).__name__}")
-    if not (low <= value and (high is None or value <= high)):    # also refuses NaN
-        bounds = f"in [{low:g}, {high:g}]" if high is not None else "a number, not NaN" if low == -np.inf else \
-            f">= {low:g}"
-        raise ValueError(f"{layer}: {name} must be {bounds}, got {value!r}")
-    return float(value)
-
-
 class Parameter(Tensor):
     """A Tensor that a Module trains: `requires_grad=True`, float32 unless given float64 data or cast."""
 

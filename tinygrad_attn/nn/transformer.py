@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
+from ..validate import check_int, check_number
 from .attention import MultiHeadAttention, check_input, check_mask
 from .layers import GELU, Dropout, LayerNorm, Linear, Sequential
-from .module import Module, check_number, check_size
+from .module import Module
 
 
 class TransformerBlock(Module):
@@ -19,10 +20,10 @@ class TransformerBlock(Module):
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, causal: bool = False,
                  dropout: float = 0.0, scale: float | None = None):
-        d_model = check_size("TransformerBlock", "d_model", d_model)
-        check_size("TransformerBlock", "n_heads", n_heads)
-        d_ff = 4 * d_model if d_ff is None else check_size("TransformerBlock", "d_ff", d_ff)
-        dropout = check_number("TransformerBlock", "dropout", dropout, 0.0, 1.0)
+        d_model = check_int("TransformerBlock", "d_model", d_model, min=1)
+        check_int("TransformerBlock", "n_heads", n_heads, min=1)
+        d_ff = 4 * d_model if d_ff is None else check_int("TransformerBlock", "d_ff", d_ff, min=1)
+        dropout = check_number("TransformerBlock", "dropout", dropout, min=0.0, max=1.0)
         self.d_model = d_model
         self.ln1 = LayerNorm(d_model)
         self.mha = MultiHeadAttention(d_model, n_heads, causal, scale)
