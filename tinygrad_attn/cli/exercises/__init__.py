@@ -6,7 +6,8 @@
     tinygrad-attn exercise solution NAME           print a reference solution
 
 Each exercise is one module here with NAME, GOAL, SOLUTION (the reference file; the stub is made
-from it by `stub`), MISTAKES (the names of the mistakes it diagnoses) and `grade(module)`.
+from it by `stub`), NEEDS (the names the learner's file must define), MISTAKES (the names of the
+mistakes it diagnoses) and `grade(module)`, which returns one `grading.Result` per part.
 """
 
 from __future__ import annotations
@@ -125,7 +126,12 @@ def check(ex: ModuleType, path: Path) -> int:
         return _fail(f"no file {path} (run `tinygrad-attn exercise start {ex.NAME}` to write it)")
     print(f"checking {path} against exercise {ex.NAME}: {ex.GOAL}")
     try:
-        results = ex.grade(load(path.resolve()))
+        learner = load(path.resolve())
+        missing = [name for name in ex.NEEDS if not hasattr(learner, name)]
+        if missing:
+            raise LearnerError(f"{path} does not define {', '.join(missing)} (`tinygrad-attn exercise start "
+                               f"{ex.NAME}` writes a file that does)")
+        results = ex.grade(learner)
     except LearnerError as e:
         print(f"{ex.NAME}: {e}")
         results = None

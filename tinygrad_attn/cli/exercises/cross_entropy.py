@@ -57,6 +57,7 @@ def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray, ignore_index
 '''
 ONEHOT = "the one-hot term forgotten"
 ALL_ROWS = "the mean over all rows"
+NEEDS = ("cross_entropy", "cross_entropy_backward")
 MISTAKES = (MASK, FACTOR, SIGN, ONEHOT, ALL_ROWS)
 IGNORE = -100
 

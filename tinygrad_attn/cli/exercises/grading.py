@@ -220,8 +220,9 @@ def as_function(forward: Callable[..., np.ndarray], backward: Callable[..., tupl
     return LearnersOp
 
 
-def report(name: str, results: list[Result], out=sys.stdout) -> bool:
+def report(name: str, results: list[Result], out=None) -> bool:
     """Print the table, one block per part, and a last line; True when every part is right."""
+    out = out or sys.stdout
     for r in results:
         print("\n".join(r.lines()), file=out)
     passed = all(r.ok for r in results)

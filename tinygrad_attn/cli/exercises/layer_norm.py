@@ -59,6 +59,7 @@ def layer_norm_backward(x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndar
 NO_MEAN = "the path through the mean forgotten"
 NO_VAR = "the path through the variance forgotten"
 NO_RSTD = "the factor rstd forgotten"
+NEEDS = ("layer_norm", "layer_norm_backward")
 MISTAKES = (NO_MEAN, NO_VAR, NO_RSTD, UNBROADCAST)
 EPS = 1e-5
 

@@ -56,6 +56,7 @@ if __name__ == "__main__":
 '''
 NO_G = "the upstream gradient g forgotten"
 UNSTABLE = "an unstable forward (exp overflows)"
+NEEDS = ("LogSumExp",)
 MISTAKES = (UNSTABLE, NO_G, SIGN)
 
 

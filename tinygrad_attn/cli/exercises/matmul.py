@@ -47,6 +47,7 @@ def matmul_backward(a: np.ndarray, b: np.ndarray, dc: np.ndarray) -> tuple[np.nd
     return ta.unbroadcast(da, a.shape), ta.unbroadcast(db, b.shape)   # sum over the copies broadcasting made
     # <<<
 '''
+NEEDS = ("matmul", "matmul_backward")
 MISTAKES = ("a forgotten unbroadcast", "a transposed operand")
 
 CASES = {                                                      # name: (a's shape, b's shape)

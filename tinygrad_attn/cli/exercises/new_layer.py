@@ -85,6 +85,7 @@ class Layer(nn.Module):
         q, k, v = self.W_q(x), self.W_k(x), self.W_v(x)         # [B, T, d_model] each
         return Attend.apply(q, k, v, scale=self.scale)         # [B, T, d_model]
 '''
+NEEDS = ("Attend", "Layer")
 MISTAKES = (NO_SCALE, NO_ROWSUM, TRANSPOSED)
 
 

@@ -116,6 +116,7 @@ if __name__ == "__main__":                                     # a quick look at
     print(sdpa_backward(Q, K, V, allowed, 1 / math.sqrt(d_k), np.ones((T, d_k))))
 '''
 NO_P = "the factor P forgotten"
+NEEDS = ("forward", "grad_V", "grad_P", "grad_S", "grad_Q", "grad_K", "sdpa_backward")
 MISTAKES = (TRANSPOSED, NO_ROWSUM, NO_SCALE, MASK, NO_P)
 T, D_K, D_V = 5, 3, 4
 

@@ -67,6 +67,7 @@ def self_attention_backward(X, W_q, W_k, W_v, dH):
     # <<<
 '''
 SWAPPED = "dW_q and dW_k swapped"
+NEEDS = ("forward", "self_attention_backward")
 MISTAKES = (UNBROADCAST, NO_SCALE, NO_ROWSUM, SWAPPED)
 B, T, D, D_K, D_V = 2, 5, 4, 3, 2
 

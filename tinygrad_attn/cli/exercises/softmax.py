@@ -40,6 +40,7 @@ def softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return ds
     # <<<
 '''
+NEEDS = ("softmax", "softmax_backward")
 MISTAKES = (NO_ROWSUM, "the rowsum over the wrong axis", "the factor y forgotten")
 
 
