@@ -25,6 +25,7 @@ from ...function import Function, unbroadcast
 from ...gradcheck import GradcheckError, gradcheck
 from ...tensor import Tensor
 
+_PACKAGE = Path(__file__).resolve().parents[2]                 # tinygrad_attn/
 RTOL, ATOL = 1e-5, 1e-8                                        # "approximate", and "matches a mistake"
 
 # The mistakes' names: the CLI prints them, the tests look for them.
@@ -92,7 +93,8 @@ def _where(e: BaseException, path: Path | None = None) -> str:
     text = f"{type(e).__name__}: {e}".strip().rstrip(":")
     if isinstance(e, SyntaxError) and e.lineno:
         return f"{text} (line {e.lineno})"
-    frames = [f for f in traceback.extract_tb(e.__traceback__) if path is None or Path(f.filename) == path]
+    frames = [f for f in traceback.extract_tb(e.__traceback__)       # the learner's frames, not the package's
+              if Path(f.filename) == path or path is None and not Path(f.filename).is_relative_to(_PACKAGE)]
     if frames:
         text += f" (line {frames[-1].lineno} of {Path(frames[-1].filename).name})"
     return text
@@ -139,7 +141,7 @@ def compare(part: str, got, want: np.ndarray, mistakes: list[Mistake] = ()) -> R
     found = diagnose(got, want, mistakes)
     if found is not None:
         result.mistake = found.name
-        result.extra.append(f"diagnosis: this is {found.name}: {found.hint}")
+        result.extra.append(f'diagnosis: matches "{found.name}": {found.hint}')
     elif not np.all(np.isfinite(got)):
         result.extra.append("diagnosis: it holds nan or inf")
     else:
@@ -204,7 +206,7 @@ def as_function(forward: Callable[..., np.ndarray], backward: Callable[..., tupl
     """A ta.Function whose forward is `forward(*arrays)` (the reference) and whose backward is the
     learner's `backward(saved_inputs, saved_output, grad)`: so gradcheck can test the learner's math."""
 
-    class LearnersOp(Function):
+    class YourBackward(Function):
         def forward(self, *arrays):
             self.inputs = arrays
             self.out = forward(*arrays)
@@ -217,7 +219,7 @@ def as_function(forward: Callable[..., np.ndarray], backward: Callable[..., tupl
             grads = grads if isinstance(grads, tuple) else (grads,)
             return tuple(np.asarray(g, dtype=grad.dtype) for g in grads)
 
-    return LearnersOp
+    return YourBackward
 
 
 def report(name: str, results: list[Result], out=None) -> bool:
