@@ -81,6 +81,7 @@ def test_every_stub_fails_its_check(name, tmp_path, capsys):
     text = (tmp_path / f"{name}.py").read_text()
     ast.parse(text)                                            # the stub is valid Python
     assert "NotImplementedError" in text and "# >>>" not in text and "check " + name in text
+    assert text == stub(exercise(name).SOLUTION) and len(text) < len(solution(exercise(name).SOLUTION))
     code, out, _ = run(capsys, "check", name, str(tmp_path / f"{name}.py"))
     assert code == 1
     assert "not written yet" in out and f"{name}: " in out.splitlines()[-1] and "parts wrong" in out

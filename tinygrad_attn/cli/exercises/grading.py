@@ -75,17 +75,27 @@ class Result:
 
 
 def load(path: Path) -> ModuleType:
-    """Import the learner's file as a fresh module (never cached in sys.modules, never pickled)."""
-    spec = importlib.util.spec_from_file_location(f"_exercise_{abs(hash(str(path)))}", path)
+    """Import the learner's file as a fresh module: by path (importlib), never pickled, and taken out of
+    sys.modules again afterwards, so two checks of two files never see each other's code."""
+    global _loaded
+    _loaded += 1
+    name = f"_exercise_{_loaded}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise LearnerError(f"cannot import {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module                                 # dataclasses and the like look themselves up here
     try:
         with np.errstate(all="ignore"):
             spec.loader.exec_module(module)
     except Exception as e:                                     # the learner's code: report it, do not crash
         raise LearnerError(f"importing {path} failed: {_where(e, path)}") from None
+    finally:
+        sys.modules.pop(name, None)
     return module
+
+
+_loaded = 0
 
 
 def _where(e: BaseException, path: Path | None = None) -> str:
