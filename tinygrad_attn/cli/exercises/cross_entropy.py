@@ -1,5 +1,7 @@
 """Exercise `cross_entropy`: the gradient of the mean cross-entropy with respect to the logits."""
 
+from types import ModuleType
+
 import numpy as np
 
 from ... import functional as F
@@ -62,7 +64,7 @@ MISTAKES = (MASK, FACTOR, SIGN, ONEHOT, ALL_ROWS)
 IGNORE = -100
 
 
-def grade(learner) -> list[Result]:
+def grade(learner: ModuleType) -> list[Result]:
     rng = np.random.default_rng(2)
     logits = rng.standard_normal((7, 5))
     targets = np.array([1, 0, IGNORE, 4, 2, IGNORE, 3])

@@ -1,5 +1,7 @@
 """Exercise `layer_norm`: the backward of LayerNorm, through the mean and the variance."""
 
+from types import ModuleType
+
 import numpy as np
 
 from ... import functional as F
@@ -64,7 +66,7 @@ MISTAKES = (NO_MEAN, NO_VAR, NO_RSTD, UNBROADCAST)
 EPS = 1e-5
 
 
-def grade(learner) -> list[Result]:
+def grade(learner: ModuleType) -> list[Result]:
     rng = np.random.default_rng(3)
     x, w, b = rng.standard_normal((2, 3, 5)), rng.standard_normal(5), rng.standard_normal(5)
     dy = rng.standard_normal(x.shape)

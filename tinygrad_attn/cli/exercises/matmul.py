@@ -1,5 +1,7 @@
 """Exercise `matmul`: the backward of a batched, broadcasting matrix product (where unbroadcast comes in)."""
 
+from types import ModuleType
+
 import numpy as np
 
 from ...tensor import Tensor
@@ -56,7 +58,7 @@ CASES = {                                                      # name: (a's shap
 }
 
 
-def grade(learner) -> list[Result]:
+def grade(learner: ModuleType) -> list[Result]:
     rng = np.random.default_rng(1)
     results = []
     for case, (sa, sb) in CASES.items():

@@ -2,6 +2,7 @@
 
 import math
 import time
+from types import ModuleType
 
 import numpy as np
 
@@ -158,7 +159,7 @@ def _train(learner) -> Result:
     return Result(f"train {TASK}", accuracy >= TARGET, note=note)
 
 
-def grade(learner) -> list[Result]:
+def grade(learner: ModuleType) -> list[Result]:
     results = _grade_attend(learner)
     layer = call("gradcheck Layer", lambda: learner.Layer(6).to(np.float64))
     if isinstance(layer, Result):

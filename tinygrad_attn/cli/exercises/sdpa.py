@@ -1,6 +1,7 @@
 """Exercise `sdpa`: scaled dot-product attention backward in five steps, with a causal mask and the scale."""
 
 import math
+from types import ModuleType
 
 import numpy as np
 
@@ -121,7 +122,7 @@ MISTAKES = (TRANSPOSED, NO_ROWSUM, NO_SCALE, MASK, NO_P)
 T, D_K, D_V = 5, 3, 4
 
 
-def grade(learner) -> list[Result]:
+def grade(learner: ModuleType) -> list[Result]:
     rng = np.random.default_rng(4)
     Q, K, V = rng.standard_normal((T, D_K)), rng.standard_normal((T, D_K)), rng.standard_normal((T, D_V))
     allowed, scale = np.tril(np.ones((T, T), dtype=bool)), 1 / math.sqrt(D_K)

@@ -1,6 +1,7 @@
 """Exercise `self_attention`: the weight gradients dW_q, dW_k, dW_v of one causal self-attention layer."""
 
 import math
+from types import ModuleType
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def _chain(X, W_q, W_k, W_v, dH, rowsum: bool = True):
     return (t(X) @ dS @ K).sum(0) / math.sqrt(D_K), (t(X) @ t(dS) @ Q).sum(0) / math.sqrt(D_K)
 
 
-def grade(learner) -> list[Result]:
+def grade(learner: ModuleType) -> list[Result]:
     rng = np.random.default_rng(5)
     X, dH = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, D_V))
     layer = nn.SelfAttention(D, D_K, D_V, causal=True).to(np.float64)

@@ -1,5 +1,7 @@
 """Exercise `softmax`: the backward of a row-wise softmax, without building its Jacobian."""
 
+from types import ModuleType
+
 import numpy as np
 
 from ...tensor import Tensor
@@ -44,7 +46,7 @@ NEEDS = ("softmax", "softmax_backward")
 MISTAKES = (NO_ROWSUM, "the rowsum over the wrong axis", "the factor y forgotten")
 
 
-def grade(learner) -> list[Result]:
+def grade(learner: ModuleType) -> list[Result]:
     rng = np.random.default_rng(0)
     s, dy = rng.standard_normal((2, 3, 7)), rng.standard_normal((2, 3, 7))   # [B, T, T] scores and dL/dy
     y = np.exp(s - s.max(-1, keepdims=True))
