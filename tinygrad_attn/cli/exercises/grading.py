@@ -4,7 +4,7 @@ A part is one array the learner computes (dV, ds, dW_q, ...). It is compared wit
 as makemore's `cmp` does (exact / approximate / max |diff|), and when it is wrong it is compared
 with the *variants* of the reference that the usual mistakes produce (the softmax Jacobian without
 its rowsum term, a missing 1/sqrt(d_k), ...): the first one it matches is named. A few mistakes are
-recognised from any reference (`GENERIC`): a flipped sign, a transposed result, a gradient left at
+recognised from any reference (`generic`): a flipped sign, a transposed result, a gradient left at
 its broadcast shape, a constant factor.
 """
 
@@ -60,12 +60,12 @@ class Result:
     exact: bool = False
     approximate: bool = False
     maxdiff: float = float("nan")
-    note: str = ""                                             # why it failed: an exception, a shape, a diagnosis
-    mistake: str = ""                                          # the name of the matched mistake, if any
-    extra: list[str] = field(default_factory=list)
+    note: str = ""                                             # why it failed: an exception or a shape
+    extra: list[str] = field(default_factory=list)             # the diagnosis
+    verdict_only: bool = False                                 # a gradcheck or a training run: pass/FAIL, no figures
 
     def lines(self) -> list[str]:
-        if self.part.startswith("gradcheck") or self.part.startswith("train"):
+        if self.verdict_only:
             row = f"{self.part:<22} | {'pass' if self.ok else 'FAIL'}"
         else:
             diff = f"{self.maxdiff:.2e}" if np.isfinite(self.maxdiff) else "-"
@@ -88,8 +88,8 @@ def load(path: Path) -> ModuleType:
     try:
         with np.errstate(all="ignore"):
             spec.loader.exec_module(module)
-    except Exception as e:                                     # the learner's code: report it, do not crash
-        raise LearnerError(f"importing {path} failed: {_where(e, path)}") from None
+    except (Exception, SystemExit) as e:                       # the learner's code: report it, do not crash
+        raise LearnerError(f"importing {path} failed: {_where(e)}") from None
     finally:
         sys.modules.pop(name, None)
     return module
@@ -98,13 +98,13 @@ def load(path: Path) -> ModuleType:
 _loaded = 0
 
 
-def _where(e: BaseException, path: Path | None = None) -> str:
+def _where(e: BaseException) -> str:
     """`ValueError: msg (line 12 of softmax.py)`: the exception and the learner's line that raised it."""
     text = f"{type(e).__name__}: {e}".strip().rstrip(":")
     if isinstance(e, SyntaxError) and e.lineno:
         return f"{text} (line {e.lineno})"
     frames = [f for f in traceback.extract_tb(e.__traceback__)       # the learner's frames, not the package's
-              if Path(f.filename) == path or path is None and not Path(f.filename).is_relative_to(_PACKAGE)]
+              if not Path(f.filename).resolve().is_relative_to(_PACKAGE)]
     if frames:
         text += f" (line {frames[-1].lineno} of {Path(frames[-1].filename).name})"
     return text
@@ -117,13 +117,8 @@ def call(part: str, fn: Callable, *args, **kwargs):
             return fn(*args, **kwargs)
     except NotImplementedError:
         return Result(part, False, note="not written yet (raises NotImplementedError)")
-    except Exception as e:
-        return Result(part, False, note=f"raised {_where(e, _file_of(fn))}")
-
-
-def _file_of(fn) -> Path | None:
-    code = getattr(fn, "__code__", None)
-    return Path(code.co_filename) if code else None
+    except (Exception, SystemExit) as e:
+        return Result(part, False, note=f"raised {_where(e)}")
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
@@ -150,7 +145,6 @@ def compare(part: str, got, want: np.ndarray, mistakes: list[Mistake] = ()) -> R
             return result
     found = diagnose(got, want, mistakes)
     if found is not None:
-        result.mistake = found.name
         result.extra.append(f'diagnosis: matches "{found.name}": {found.hint}')
     elif not np.all(np.isfinite(got)):
         result.extra.append("diagnosis: it holds nan or inf")
@@ -200,16 +194,17 @@ def vjp(fn: Callable[..., Tensor], arrays: list[np.ndarray], grad: np.ndarray) -
 
 def gradcheck_part(part: str, fn: Callable[..., Tensor], inputs: list[Tensor]) -> Result:
     """Run `ta.gradcheck(fn, inputs)` on something the learner wrote; a failure prints gradcheck's message."""
-    try:
-        with backend("numpy"), np.errstate(all="ignore"):
-            gradcheck(fn, inputs)
-    except GradcheckError as e:
-        return Result(part, False, note=str(e))
-    except NotImplementedError:
-        return Result(part, False, note="not written yet (raises NotImplementedError)")
-    except Exception as e:
-        return Result(part, False, note=f"raised {_where(e)}")
-    return Result(part, True)
+    def run() -> Result:
+        try:
+            with backend("numpy"):
+                gradcheck(fn, inputs)
+        except GradcheckError as e:
+            return Result(part, False, note=str(e))
+        return Result(part, True)
+
+    result = call(part, run)
+    result.verdict_only = True
+    return result
 
 
 def as_function(forward: Callable[..., np.ndarray], backward: Callable[..., tuple]) -> type[Function]:
