@@ -153,6 +153,16 @@ def compare(part: str, got, want: np.ndarray, mistakes: list[Mistake] = ()) -> R
     return result
 
 
+def compare_each(names: tuple[str, ...], got, wants: list[np.ndarray],
+                 mistakes: list[list[Mistake]] | None = None) -> list[Result]:
+    """Grade a learner's tuple of arrays (da, db, ...) part by part; one failed Result if it is not one."""
+    if isinstance(got, Result):                                # the learner's code raised
+        return [got]
+    if not isinstance(got, (tuple, list)) or len(got) != len(names):
+        return [Result(", ".join(names), False, note=f"must return {len(names)} arrays: {', '.join(names)}")]
+    return [compare(n, g, w, m) for n, g, w, m in zip(names, got, wants, mistakes or [[]] * len(names))]
+
+
 def diagnose(got: np.ndarray, want: np.ndarray, mistakes: list[Mistake] = ()) -> Mistake | None:
     """The first mistake whose answer `got` matches: the exercise's own first, then the generic ones."""
     for mistake in [*mistakes, *generic(got, want)]:

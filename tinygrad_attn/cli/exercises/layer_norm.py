@@ -6,7 +6,7 @@ import numpy as np
 
 from ... import functional as F
 from ...tensor import Tensor
-from .grading import UNBROADCAST, Mistake, Result, as_function, call, compare, gradcheck_part, vjp
+from .grading import UNBROADCAST, Mistake, Result, as_function, call, compare_each, gradcheck_part, vjp
 
 NAME = "layer_norm"
 GOAL = "LayerNorm backward: dx through the mean and the variance, dw and db summed over every row"
@@ -83,13 +83,7 @@ def grade(learner: ModuleType) -> list[Result]:
         Mistake("only the direct path", "x reaches y three ways (directly, through mu, through var)", rstd * g),
     ]
     got = call("dx, dw, db", learner.layer_norm_backward, x.copy(), w.copy(), b.copy(), dy.copy(), EPS)
-    if isinstance(got, Result):
-        results = [got]
-    elif not isinstance(got, (tuple, list)) or len(got) != 3:
-        results = [Result("dx, dw, db", False, note="must return a triple (dx, dw, db)")]
-    else:
-        results = [compare("dx", got[0], want[0], dx_mistakes), compare("dw", got[1], want[1]),
-                   compare("db", got[2], want[2])]
+    results = compare_each(("dx", "dw", "db"), got, want, [dx_mistakes, [], []])
     op = as_function(lambda x, w, b: learner.layer_norm(x, w, b, EPS),
                      lambda ins, out, g: tuple(learner.layer_norm_backward(*ins, g, EPS)))
     inputs = [Tensor(a, requires_grad=True) for a in (x[0, :2], w, b)]

@@ -13,7 +13,7 @@ from ...random import manual_seed
 from ...tensor import Tensor, no_grad
 from ..models import TokenEmbedding
 from ..tasks import get_task
-from .grading import NO_ROWSUM, NO_SCALE, TRANSPOSED, Mistake, Result, call, compare, gradcheck_part, vjp
+from .grading import NO_ROWSUM, NO_SCALE, TRANSPOSED, Mistake, Result, call, compare_each, gradcheck_part, vjp
 
 NAME = "new_layer"
 GOAL = "a new layer: attention around your own op (its backward yours), gradchecked, then trained on `reverse`"
@@ -119,19 +119,16 @@ def _grade_attend(learner) -> list[Result]:
             learner.Attend.apply(*ts, scale=scale).backward(dH)
         return [x.grad for x in ts]
 
-    got = call("Attend", learners, q, k, v, dH)
-    if isinstance(got, Result):
-        return [got]
     rowsum_hint = "ds = p * dp leaves out the softmax Jacobian's -p p^T part: ds = p * (dp - rowsum(dp * p))"
     scale_hint = "s = q k^T * scale: the scale multiplies dq and dk too"
-    return [
-        compare("Attend dq", got[0], want[0], [Mistake(NO_SCALE, scale_hint, want[0] / scale),
-                                              Mistake(NO_ROWSUM, rowsum_hint, ds_no_rowsum @ k * scale)]),
-        compare("Attend dk", got[1], want[1], [Mistake(NO_SCALE, scale_hint, want[1] / scale),
-                                              Mistake(NO_ROWSUM, rowsum_hint, t(ds_no_rowsum) @ q * scale),
-                                              Mistake(TRANSPOSED, "dk = ds^T q * scale", ds @ q * scale)]),
-        compare("Attend dv", got[2], want[2], [Mistake(TRANSPOSED, "dv = p^T dH: transpose p", p @ dH)]),
+    mistakes = [
+        [Mistake(NO_SCALE, scale_hint, want[0] / scale), Mistake(NO_ROWSUM, rowsum_hint, ds_no_rowsum @ k * scale)],
+        [Mistake(NO_SCALE, scale_hint, want[1] / scale), Mistake(NO_ROWSUM, rowsum_hint, t(ds_no_rowsum) @ q * scale),
+         Mistake(TRANSPOSED, "dk = ds^T q * scale", ds @ q * scale)],
+        [Mistake(TRANSPOSED, "dv = p^T dH: transpose p", p @ dH)],
     ]
+    got = call("Attend", learners, q, k, v, dH)
+    return compare_each(("Attend dq", "Attend dk", "Attend dv"), got, want, mistakes)
 
 
 def _train(learner) -> Result:

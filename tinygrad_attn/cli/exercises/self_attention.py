@@ -8,7 +8,7 @@ import numpy as np
 from ... import nn
 from ...backend import backend
 from ...tensor import Tensor
-from .grading import NO_ROWSUM, NO_SCALE, UNBROADCAST, Mistake, Result, as_function, call, compare, gradcheck_part
+from .grading import NO_ROWSUM, NO_SCALE, UNBROADCAST, Mistake, Result, as_function, call, compare_each, gradcheck_part
 
 NAME = "self_attention"
 GOAL = "SelfAttention's dW_q, dW_k, dW_v: the whole chain from dH back to the weights, over a batch"
@@ -106,12 +106,7 @@ def grade(learner: ModuleType) -> list[Result]:
         [],
     ]
     got = call("dW_q, dW_k, dW_v", learner.self_attention_backward, X.copy(), *(w.copy() for w in W), dH.copy())
-    if isinstance(got, Result):
-        results = [got]
-    elif not isinstance(got, (tuple, list)) or len(got) != 3:
-        results = [Result("dW_q, dW_k, dW_v", False, note="must return a triple (dW_q, dW_k, dW_v)")]
-    else:
-        results = [compare(n, g, w, m) for n, g, w, m in zip(("dW_q", "dW_k", "dW_v"), got, want, mistakes)]
+    results = compare_each(("dW_q", "dW_k", "dW_v"), got, want, mistakes)
     x = X[:1, :3]                                              # gradcheck on a smaller batch, the weights as inputs
     op = as_function(lambda *w: learner.forward(x, *w)[-1],
                      lambda ins, out, g: tuple(learner.self_attention_backward(x, *ins, g)))
