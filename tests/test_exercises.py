@@ -92,6 +92,7 @@ def test_every_solution_passes(name, tmp_path, capsys):
     code, printed, _ = run(capsys, "solution", name)
     assert code == 0 and printed == solution(exercise(name).SOLUTION)
     assert "# >>>" not in printed and "# <<<" not in printed and "NotImplementedError" not in printed
+    assert max(map(len, printed.splitlines())) <= 120          # the project's line length, in the learner's file too
     path = tmp_path / f"{name}.py"
     path.write_text(printed)
     code, out, _ = run(capsys, "check", name, str(path))

@@ -55,7 +55,7 @@ import math
 import numpy as np
 
 
-def forward(Q, K, V, allowed, scale):
+def forward(Q: np.ndarray, K: np.ndarray, V: np.ndarray, allowed: np.ndarray, scale: float):
     """The forward (given): returns S_m, P and H."""
     S = Q @ K.T * scale                                        # [T, d_k] @ [d_k, T] -> [T, T]
     S_m = np.where(allowed, S, -np.inf)                        # [T, T], -inf where query i may not see key j
@@ -64,28 +64,28 @@ def forward(Q, K, V, allowed, scale):
     return S_m, P, P @ V                                       # H: [T, T] @ [T, d_v] -> [T, d_v]
 
 
-def grad_V(P, dH):
+def grad_V(P: np.ndarray, dH: np.ndarray) -> np.ndarray:
     """dV from H = P V."""
     # >>> raise NotImplementedError("write dV")
     return P.T @ dH                                            # [T, T] @ [T, d_v] -> [T, d_v]
     # <<<
 
 
-def grad_P(dH, V):
+def grad_P(dH: np.ndarray, V: np.ndarray) -> np.ndarray:
     """dP from H = P V."""
     # >>> raise NotImplementedError("write dP")
     return dH @ V.T                                            # [T, d_v] @ [d_v, T] -> [T, T]
     # <<<
 
 
-def grad_S(P, dP):
+def grad_S(P: np.ndarray, dP: np.ndarray) -> np.ndarray:
     """dS = dL/dS_m from P = softmax(S_m) (rows)."""
     # >>> raise NotImplementedError("write dS")
     return P * (dP - (dP * P).sum(axis=-1, keepdims=True))     # [T, T]
     # <<<
 
 
-def grad_Q(dS, K, allowed, scale):
+def grad_Q(dS: np.ndarray, K: np.ndarray, allowed: np.ndarray, scale: float) -> np.ndarray:
     """dQ from S_m = where(allowed, S, -inf) and S = Q K^T * scale, given dS = dL/dS_m."""
     # >>> raise NotImplementedError("write dQ")
     dS = np.where(allowed, dS, 0.0)                            # reverses the masked_fill
@@ -93,7 +93,7 @@ def grad_Q(dS, K, allowed, scale):
     # <<<
 
 
-def grad_K(dS, Q, allowed, scale):
+def grad_K(dS: np.ndarray, Q: np.ndarray, allowed: np.ndarray, scale: float) -> np.ndarray:
     """dK from the same two lines, given dS = dL/dS_m."""
     # >>> raise NotImplementedError("write dK")
     dS = np.where(allowed, dS, 0.0)                            # reverses the masked_fill

@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 
-def forward(X, W_q, W_k, W_v):
+def forward(X: np.ndarray, W_q: np.ndarray, W_k: np.ndarray, W_v: np.ndarray):
     """The forward (given), causal: returns Q, K, V, P, H."""
     Q, K, V = X @ W_q, X @ W_k, X @ W_v                        # [B, T, d_model] @ [d_model, d_k] -> [B, T, d_k]
     T, d_k = X.shape[-2], W_q.shape[-1]
@@ -50,7 +50,7 @@ def forward(X, W_q, W_k, W_v):
     return Q, K, V, P, P @ V                                   # H: [B, T, T] @ [B, T, d_v] -> [B, T, d_v]
 
 
-def self_attention_backward(X, W_q, W_k, W_v, dH):
+def self_attention_backward(X: np.ndarray, W_q: np.ndarray, W_k: np.ndarray, W_v: np.ndarray, dH: np.ndarray):
     """(dW_q, dW_k, dW_v) for H = forward(X, W_q, W_k, W_v)[-1], from dH = dL/dH (B, T, d_v)."""
     # >>> raise NotImplementedError("write dW_q, dW_k, dW_v (see the docstring at the top)")
     Q, K, V, P, H = forward(X, W_q, W_k, W_v)
