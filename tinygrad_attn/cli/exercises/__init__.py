@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def list_exercises(folder: Path) -> int:
+    """Print every exercise, its goal, and the learner's status from the files in `folder`."""
     status = _read_status(folder)
     width = max(map(len, NAMES))
     for name in NAMES:
@@ -97,7 +98,7 @@ def list_exercises(folder: Path) -> int:
         if not path.is_file():
             state = "not started"
         else:
-            last = status.get(name, {})
+            last = status.get(name) if isinstance(status.get(name), dict) else {}
             if last.get("mtime") != path.stat().st_mtime:
                 state = f"started at {path}" + (" (edited since its last check)" if last else "")
             else:
@@ -108,6 +109,7 @@ def list_exercises(folder: Path) -> int:
 
 
 def start(ex: ModuleType, folder: Path, force: bool) -> int:
+    """Write the stub of `ex` to folder/NAME.py (never over an existing file unless `force`)."""
     path = folder / f"{ex.NAME}.py"
     if path.exists() and not force:
         return _fail(f"{path} exists already; edit it, or pass --force to start over")
@@ -122,6 +124,7 @@ def start(ex: ModuleType, folder: Path, force: bool) -> int:
 
 
 def check(ex: ModuleType, path: Path) -> int:
+    """Grade the learner's file at `path` and print the table: 0 when every part is right, 1 if not, 2 if no file."""
     if not path.is_file():
         return _fail(f"no file {path} (run `tinygrad-attn exercise start {ex.NAME}` to write it)")
     print(f"checking {path} against exercise {ex.NAME}: {ex.GOAL}")
