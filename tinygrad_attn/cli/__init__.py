@@ -20,6 +20,7 @@ SUBCOMMANDS = {  # name: (module, function, one-line help)
     "demo": (_CLI + "walkthrough", "main", "walk through self-attention step by step (x1, x2, x3 -> h1, h2, h3)"),
     "gradcheck": (_CLI + "checks", "main", "check every registered op and layer against finite differences"),
     "bench": (_CLI + "bench", "main", "time kernels and layers against numpy (and PyTorch if installed)"),
+    "exercise": (_CLI + "exercises", "main", "graded backprop exercises: list, start NAME, check NAME, solution NAME"),
 }
 
 
