@@ -274,3 +274,12 @@ def test_exercise_answers_in_one_line(capsys):
     one_line_error(capsys, ["exercise", "--no-such-flag"])
     code, _, err = call(capsys, "exercise", "solution", "no-such-exercise")
     assert code in (1, 2) and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    """`tinygrad-attn exercise solution NAME | head -0`: the reader leaves early; no BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "tinygrad_attn", "exercise", "solution", "sdpa"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    proc.stdout.close()                                        # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err

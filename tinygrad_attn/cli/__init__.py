@@ -8,6 +8,7 @@ one line on stderr and an exit status: 2 for a mistake in the arguments (the com
 """
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
 
@@ -55,6 +56,9 @@ def run(prog: str, command: Callable[[], int | None], debug: bool = False) -> in
     except KeyboardInterrupt:                                  # usage error (2), its one line already printed
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:                                    # `tinygrad-attn ... | head` closed the pipe early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the exit flush does not fail again
+        return 0
     except Exception as e:
         if debug:
             raise

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from ..args import Parser
 from .grading import LearnerError, load, report
 
 NAMES = ("softmax", "matmul", "cross_entropy", "layer_norm", "sdpa", "self_attention", "logsumexp", "new_layer")
@@ -43,15 +44,9 @@ def solution(text: str) -> str:
     return re.sub(r"^ *# (>>> .*|<<<)\n", "", text, flags=re.MULTILINE)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):                             # one line on stderr, exit 2 (the SPEC's rule)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="tinygrad-attn exercise", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    p = Parser(prog="tinygrad-attn exercise", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     ls = sub.add_parser("list", help="every exercise, its goal, and your status")
     ls.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where your exercise files are")
     st = sub.add_parser("start", help="write the stub file NAME.py for you to fill in")
@@ -60,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--force", action="store_true", help="overwrite an existing file")
     ch = sub.add_parser("check", help="grade your file (exit 0 when every part is right, 1 otherwise)")
     ch.add_argument("name", metavar="NAME")
-    ch.add_argument("path", metavar="PATH", type=Path, nargs="?", help=f"your file (default {DEFAULT_DIR}/NAME.py)")
+    ch.add_argument("path", metavar="PATH", type=Path, nargs="?",
+                    help=f"your file ({DEFAULT_DIR}/NAME.py if not given)")
     so = sub.add_parser("solution", help="print a reference solution")
     so.add_argument("name", metavar="NAME")
     return p
