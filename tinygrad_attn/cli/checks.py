@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     checks = [c for c in all_checks() if args.only is None or args.only.lower() in c.name.lower()]
     if not checks:
-        names = dict.fromkeys(c.name.split()[0] for c in all_checks())
+        names = dict.fromkeys(c.name.split()[0].rstrip(",") for c in all_checks())
         parser.error(f"argument --only: no check name contains {args.only!r}; the names start with: "
                      + ", ".join(names))
     failures = 0
