@@ -18,8 +18,15 @@ def texts(fig: Figure) -> list[tuple[Text, Bbox]]:
         FigureCanvasAgg(fig)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    hidden = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis) if not (ax.axison and axis.get_visible())
-              for t in [*axis.get_ticklabels(), *axis.get_ticklabels(minor=True), axis.label, axis.offsetText]}
+    hidden = set()                                            # texts that exist but are not drawn
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            ticks = [*axis.get_major_ticks(), *axis.get_minor_ticks()]
+            if not (ax.axison and axis.get_visible()):
+                hidden |= {id(t) for t in [axis.label, axis.offsetText]}
+            lo, hi = sorted(axis.get_view_interval())
+            hidden |= {id(label) for tick in ticks for label in (tick.label1, tick.label2)
+                       if not (ax.axison and axis.get_visible()) or not lo - 1e-9 <= tick.get_loc() <= hi + 1e-9}
     return [(t, t.get_window_extent(renderer)) for t in fig.findobj(Text)
             if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
 
@@ -45,7 +52,8 @@ def assert_readable(fig: Figure) -> None:
         assert not any(a.overlaps(b) for b in titles[i + 1:]), "two panel titles overlap"
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
-            boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+            drawn = {id(t) for t, _ in found}
+            boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels() if id(t) in drawn]
             for i, a in enumerate(boxes):
                 for b in boxes[i + 1:]:
                     assert not a.overlaps(b), "two tick labels overlap"
@@ -53,3 +61,21 @@ def assert_readable(fig: Figure) -> None:
 
 def assert_png(path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+
+
+PLOTS = ("plot_attention", "plot_attention_steps", "plot_losses", "plot_self_bias", "plot_graph")
+
+
+def record_figures(monkeypatch) -> list[tuple[object, Figure]]:
+    """Wrap viz's plotting functions so that every figure a command makes is kept, with the path it
+    was saved at: [(path, figure)], in order."""
+    from tinygrad_attn import viz
+
+    made = []
+    for name in PLOTS:
+        def wrapper(*args, _plot=getattr(viz, name), **kwargs):
+            fig = _plot(*args, **kwargs)
+            made.append((kwargs.get("path"), fig))
+            return fig
+        monkeypatch.setattr(viz, name, wrapper)
+    return made
