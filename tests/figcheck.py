@@ -72,10 +72,14 @@ def record_figures(monkeypatch) -> list[tuple[object, Figure]]:
     from tinygrad_attn import viz
 
     made = []
-    for name in PLOTS:
-        def wrapper(*args, _plot=getattr(viz, name), **kwargs):
-            fig = _plot(*args, **kwargs)
+
+    def recording(plot):
+        def wrapper(*args, **kwargs):
+            fig = plot(*args, **kwargs)
             made.append((kwargs.get("path"), fig))
             return fig
-        monkeypatch.setattr(viz, name, wrapper)
+        return wrapper
+
+    for name in PLOTS:
+        monkeypatch.setattr(viz, name, recording(getattr(viz, name)))
     return made

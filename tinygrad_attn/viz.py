@@ -340,7 +340,7 @@ def _layers(tensors: list[ta.Tensor], ops: list[tuple[ta.Tensor, ta.Function]]) 
     for out, ctx in ops:
         rows[id(ctx)] = depth[id(out)] - 1
     first_use: dict[int, int] = {}
-    for out, ctx in ops:
+    for _, ctx in ops:
         for p in ctx.parents:
             first_use[id(p)] = min(first_use.get(id(p), 10**9), rows[id(ctx)])
     for t in tensors:                                         # leaves sit right above their first use
