@@ -209,6 +209,9 @@ def test_plot_graph_rows_follow_topological_depth():
     fig = viz.plot_graph(loss, params={"a": a, "b": b})
     y = {t.get_text().split("\n")[0]: t.get_position()[1] for t, _ in texts(fig) if t.get_bbox_patch() is not None}
     assert y["a"] == y["b"] > y["MatMul"] > y["Relu"] > y["Sum"] > y["output"]
+    layer, loss = attention_graph()
+    named = [t.get_text().split("\n")[0] for t, _ in texts(viz.plot_graph(loss, params=layer.named_parameters()))]
+    assert {"W_q", "W_k", "W_v"} <= set(named) and "S" not in named  # pairs name the parameters only
 
 
 def test_plot_graph_after_backward_explains_the_freed_graph():

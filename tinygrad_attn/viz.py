@@ -242,8 +242,9 @@ def text_heatmap(weights, row_tokens: Sequence[str], col_tokens: Sequence[str] |
 
 
 def _names(params) -> dict[int, str]:
-    """id(tensor) -> name, from a dict name -> Tensor or a Module: its parameters' dotted names, and
-    the Q K V S P H that any of its attention layers kept with `keep_intermediates`."""
+    """id(tensor) -> name, from a dict name -> Tensor, (name, Tensor) pairs such as
+    `model.named_parameters()`, or a Module: its parameters' dotted names, and the Q K V S P H that
+    any of its attention layers kept with `keep_intermediates`."""
     if params is None:
         return {}
     if hasattr(params, "named_parameters"):                   # a Module
@@ -252,7 +253,8 @@ def _names(params) -> dict[int, str]:
             for name, t in getattr(module, "intermediates", {}).items():
                 names.setdefault(id(t), name)
         return names
-    return {id(t): name for name, t in params.items()}
+    pairs = params.items() if isinstance(params, Mapping) else params
+    return {id(t): name for name, t in pairs}
 
 
 def _graph(tensor: ta.Tensor, op: str) -> tuple[list[ta.Tensor], list[tuple[ta.Tensor, ta.Function]]]:
@@ -352,8 +354,9 @@ def _layers(tensors: list[ta.Tensor], ops: list[tuple[ta.Tensor, ta.Function]]) 
 def plot_graph(tensor: ta.Tensor, params=None, path: str | Path | None = None) -> Figure:
     """The graph behind `tensor`, drawn with matplotlib alone (no Graphviz), inputs at the top.
 
-    A box per tensor: its name (from `params`, a dict name -> Tensor or a Module, whose parameter
-    names and kept attention intermediates Q K V S P H it uses), its shape and dtype, a summary of
+    A box per tensor: its name (from `params`: a dict name -> Tensor, `module.named_parameters()`, or
+    a Module, whose parameter names and kept attention intermediates Q K V S P H it uses; unnamed
+    leaves are "input" or "constant"), its shape and dtype, a summary of
     its values and, once backward has filled it, the norm of its .grad (use
     `backward(retain_graph=True)`, and `retain_grad()` on the intermediates you want to see). An
     ellipse per op, named by its Function class. Rows follow topological depth. Returns the Figure
