@@ -46,11 +46,14 @@ def _label_axes(a: Axes, T: int, tokens: Sequence[str] | None, left: bool, botto
         labels = [str(tokens[i]) for i in where]
     else:
         labels = [f"{i} {tokens[i]}" for i in where]
-    a.set_xticks(where, labels if bottom else [], rotation=90 if step > 1 else 0, fontsize="small")
-    a.set_yticks(where, labels if left else [], fontsize="small")
-    if step > 1:
-        a.set_xticks(range(T), minor=True)
-        a.set_yticks(range(T), minor=True)
+    if bottom:                                                # inner panels get no ticks: the grid shares them
+        a.set_xticks(where, labels, rotation=90 if step > 1 else 0, fontsize="small")
+    else:
+        a.set_xticks([])
+    if left:
+        a.set_yticks(where, labels, fontsize="small")
+    else:
+        a.set_yticks([])
     if bottom:
         a.set_xlabel("key (attended to)")
     if left:
@@ -68,7 +71,7 @@ def _grid(w: np.ndarray, tokens: Sequence[str] | None, titles: Sequence[Sequence
     for r in range(R):
         for c in range(C):
             a = axes[r, c]
-            image = a.imshow(w[r, c], vmin=0.0, vmax=1.0, cmap="viridis")
+            image = a.imshow(w[r, c], vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")   # the grid keeps it square
             _label_axes(a, T, tokens, left=c == 0, bottom=r == R - 1)
             if row_labels is not None and c == 0:
                 a.set_ylabel(f"{row_labels[r]}\nquery (attending)")
