@@ -1,14 +1,18 @@
 """The notebooks under docs/notebooks run from top to bottom in a fresh kernel, and are stored without outputs.
 
-Each runs with the `python3` kernel of the interpreter running the tests (ipykernel's own kernel, so
-the venv's package), in a temporary folder, with a timeout. They are small on purpose: seconds each.
+Each runs with ipykernel's `python3` kernel, which jupyter_client starts with the interpreter running
+the tests (so the venv and its package; the test checks it), in a temporary folder, with a timeout.
+NotebookClient raises on the first cell that fails. They are small on purpose: seconds each.
 """
 
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+import tinygrad_attn
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "docs" / "notebooks").glob("*.ipynb"))
 
@@ -35,8 +39,11 @@ def test_points_to_the_exercises(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_runs_top_to_bottom(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import sys, tinygrad_attn\nprint(sys.executable)\n"
+                                              "print(tinygrad_attn.__file__)"))
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert not errors
     assert len(images) >= 2                                    # the figures render inline
+    executable, package = nb.cells[-1].outputs[0]["text"].split()
+    assert Path(executable) == Path(sys.executable)            # the kernel ran this interpreter (the venv's) ...
+    assert Path(package).parent == Path(tinygrad_attn.__file__).parent   # ... and this checkout of the package
