@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from tqdm import tqdm
 import tinygrad_attn as ta
 import tinygrad_attn.functional as F
 from tinygrad_attn import optim, viz
+from tinygrad_attn.cli.args import Parser, check_output_file, integer, make_folder, number
 from tinygrad_attn.cli.models import attention_maps, build_model
 from tinygrad_attn.cli.tasks import TASKS, SequenceTask, Task, get_task
 
@@ -28,41 +30,58 @@ LABELS = {" ": "\u2423", "\n": "\u21b5"}                      # how `sample` sho
 DEFAULTS = dict(task="reverse", model="attention", steps=200, batch_size=64, lr=1e-2, d_model=32, heads=2, layers=2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinygrad-attn train", description="Train a tiny attention model on a "
-                                "built-in task, with a progress bar; save a checkpoint, plots and metrics.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> Parser:
+    p = Parser(prog="tinygrad-attn train", description="Train a tiny attention model on a built-in task, with "
+               "a progress bar; save a checkpoint, plots and metrics.")
     p.add_argument("--task", choices=TASKS, default=DEFAULTS["task"],
                    help="copy, reverse, sort or shift digit sequences, or lm: next-character prediction")
-    p.add_argument("--seq-len", type=int, default=None, help="sequence length (default: the task's own)")
+    p.add_argument("--seq-len", type=integer(2), default=None, help="sequence length (default: the task's own)")
     p.add_argument("--model", choices=("attention", "transformer"), default=DEFAULTS["model"],
                    help="attention: embeddings + one SelfAttention + head; transformer: a stack of blocks")
-    p.add_argument("--layers", type=int, default=DEFAULTS["layers"], help="transformer blocks")
-    p.add_argument("--heads", type=int, default=DEFAULTS["heads"], help="attention heads per transformer block")
-    p.add_argument("--d-model", type=int, default=DEFAULTS["d_model"], help="width of the embeddings")
-    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="optimizer steps")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="sequences per step")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate")
-    p.add_argument("--seed", type=int, default=0, help="seed for init and data: the same seed repeats a run exactly")
+    p.add_argument("--layers", type=integer(1), default=None,
+                   help=f"transformer blocks (default: {DEFAULTS['layers']}; --model transformer only)")
+    p.add_argument("--heads", type=integer(1), default=None,
+                   help=f"attention heads per block (default: {DEFAULTS['heads']}; --model transformer only)")
+    p.add_argument("--d-model", type=integer(1), default=DEFAULTS["d_model"], help="width of the embeddings")
+    p.add_argument("--steps", type=integer(1), default=DEFAULTS["steps"], help="optimizer steps")
+    p.add_argument("--batch-size", type=integer(1), default=DEFAULTS["batch_size"], help="sequences per step")
+    p.add_argument("--lr", type=number(above=0), default=DEFAULTS["lr"], help="Adam learning rate")
+    p.add_argument("--seed", type=integer(0), default=0,
+                   help="seed for init and data: the same seed repeats a run exactly")
     p.add_argument("--backend", choices=("numba", "numpy"), default="numba", help="kernels to run on")
     p.add_argument("--no-scale", action="store_true", help="drop the 1/sqrt(d_k) from attention, to see what it is for")
-    p.add_argument("--eval-size", type=int, default=1000, help="held-out sequences for the final accuracy")
+    p.add_argument("--eval-size", type=integer(1), default=1000, help="held-out sequences for the final accuracy")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<task>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines, just the summary")
     return p
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The flags of `train`, checked together: a mistake is one line naming the flag (exit status 2)."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    for flag in ("heads", "layers"):
+        if args.model == "attention" and getattr(args, flag) is not None:
+            p.error(f"argument --{flag}: only --model transformer has it (the attention model is one "
+                    "single-head layer); add --model transformer")
+        setattr(args, flag, getattr(args, flag) or DEFAULTS[flag])
+    if args.model == "transformer" and args.d_model % args.heads:
+        p.error(f"argument --heads: --d-model {args.d_model} is not divisible by --heads {args.heads}")
+    try:
+        get_task(args.task, args.seq_len)
+    except ValueError as e:
+        p.error(f"argument --seq-len: {e}")
+    args.out = args.out if args.out is not None else Path("runs") / args.task
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"argument --out: {args.out} is a file, not a folder")
+    return args
+
+
 def main(argv: list[str]) -> int:
     """`tinygrad-attn train`: train, evaluate on fresh sequences, write the run's files, print a summary."""
-    args = build_parser().parse_args(argv)
-    for flag in ("steps", "batch_size", "d_model", "heads", "layers", "eval_size"):
-        if getattr(args, flag) < 1:
-            raise SystemExit(f"tinygrad-attn train: --{flag.replace('_', '-')} must be at least 1")
-    if args.d_model % args.heads and args.model == "transformer":
-        raise SystemExit(f"tinygrad-attn train: --d-model {args.d_model} is not divisible by --heads {args.heads}")
-    out = args.out if args.out is not None else Path("runs") / args.task
-    if out.exists() and not out.is_dir():
-        raise SystemExit(f"tinygrad-attn train: --out {out} is a file, not a folder")
+    args = parse_args(argv)
+    out = args.out
+    make_folder(out)
     start = time.perf_counter()
     with ta.backend(args.backend):
         ta.manual_seed(args.seed)
@@ -74,7 +93,6 @@ def main(argv: list[str]) -> int:
         model = build_model(config)
         history, train_time = fit(model, task, args)
         accuracy, held_out_loss, sample = evaluate(model, task, args.eval_size)
-    out.mkdir(parents=True, exist_ok=True)
     files = write_run(out, model, task, config, history, sample)
     metrics = dict(config=config, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                    backend=args.backend, final_loss=history["loss"][-1], held_out_accuracy=accuracy,
@@ -223,23 +241,40 @@ def save_checkpoint(path: Path, model, config: dict) -> None:
 
 
 def load_checkpoint(path: str | Path):
-    """(model, task, config) from a checkpoint that `tinygrad-attn train` wrote."""
-    saved = ta.load(path)
-    config = json.loads(saved["config_json"].tobytes().decode("utf-8"))
-    model = build_model(config)
-    model.load_state_dict(saved["state"])
+    """(model, task, config) from a checkpoint that `tinygrad-attn train` wrote; anything else (a folder, a
+    text file, a file `ta.save` wrote without a config) raises one ValueError naming the path."""
+    path = Path(path)
+    if path.is_dir():
+        hint = f"; did you mean {path / 'checkpoint.npz'}?" if (path / "checkpoint.npz").is_file() else ""
+        raise ValueError(f"{path} is a folder, not a checkpoint file{hint}")
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a checkpoint (`tinygrad-attn train` writes .npz archives)")
+    saved = ta.load(path)                                      # a ValueError naming the file if not ours
+    if not {"config_json", "state"} <= saved.keys():
+        raise ValueError(f"{path} was saved by ta.save but not by `tinygrad-attn train`: it holds no model "
+                         "config (config_json); give the checkpoint.npz of a train run")
+    try:
+        config = json.loads(saved["config_json"].tobytes().decode("utf-8"))
+        model = build_model(config)
+        model.load_state_dict(saved["state"])
+        task = get_task(config["task"], config["seq_len"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: its config and weights do not make a model ({type(e).__name__}: {e})") from e
     model.eval()
-    return model, get_task(config["task"], config["seq_len"]), config
+    return model, task, config
 
 
-def build_sample_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinygrad-attn sample", description="Run a trained checkpoint on an input; "
-                                "print the prediction and its attention map.")
+def build_sample_parser() -> Parser:
+    p = Parser(prog="tinygrad-attn sample", description="Run a trained checkpoint on an input; print the "
+               "prediction and its attention map.")
     p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.npz written by `tinygrad-attn train`")
     p.add_argument("--input", default=None, help='digits for the sequence tasks, e.g. "3 1 4 1 5 9 2 6" '
-                   "(exactly the trained length), text for lm; default: a random sequence")
-    p.add_argument("--seed", type=int, default=0, help="seed for the random input")
-    p.add_argument("--chars", type=int, default=60, help="lm only: how many characters to generate")
+                   "(exactly the trained length), text for lm (default: a random held-out sequence)")
+    p.add_argument("--seed", type=integer(0), default=0, help="seed for the random input")
+    p.add_argument("--chars", type=integer(0), default=None,
+                   help="how many characters to generate (default: 60; lm checkpoints only)")
     p.add_argument("--png", type=Path, default=None, help="also save the attention maps as this PNG")
     p.add_argument("--backend", choices=("numba", "numpy"), default="numba", help="kernels to run on")
     return p
@@ -247,14 +282,22 @@ def build_sample_parser() -> argparse.ArgumentParser:
 
 def sample_main(argv: list[str]) -> int:
     """`tinygrad-attn sample`: the model's prediction for one input, and a text heatmap of its attention."""
-    args = build_sample_parser().parse_args(argv)
+    parser = build_sample_parser()
+    args = parser.parse_args(argv)
+    check_output_file(parser, args.png, "--png")
     with ta.backend(args.backend):
         try:
             model, task, config = load_checkpoint(args.checkpoint)
-            ta.manual_seed(args.seed)
+        except ValueError as e:
+            parser.error(f"argument --checkpoint: {e}")
+        if args.chars is not None and isinstance(task, SequenceTask):
+            parser.error(f"argument --chars: only lm checkpoints generate text; this one is task {task.name}")
+        args.chars = 60 if args.chars is None else args.chars
+        ta.manual_seed(args.seed)
+        try:
             x = task.encode(args.input) if args.input is not None else task.batch(1, held_out=True)[0][0]   # [T]
-        except (OSError, ValueError, KeyError) as e:
-            raise SystemExit(f"tinygrad-attn sample: {e}") from None
+        except ValueError as e:
+            parser.error(f"argument --input: {e}")
         with ta.no_grad():
             predicted = model(x[None]).data.argmax(-1)[0]             # [T]
             maps = attention_maps(model)                               # per layer [1, H, T, T]

@@ -17,7 +17,6 @@ marked, and the graphs of steps 5 and 6 drawn by `viz.plot_graph` (and as DOT te
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import textwrap
@@ -30,6 +29,7 @@ import numpy as np
 import tinygrad_attn as ta
 import tinygrad_attn.functional as F
 from tinygrad_attn import nn, optim, viz
+from tinygrad_attn.cli.args import Parser, integer, make_folder
 
 TOKENS = ("x1", "x2", "x3")
 # Three 3-dimensional tokens. x2 is the longest vector, which matters in steps 1 and 2.
@@ -434,20 +434,23 @@ def step6_fused(shape: tuple[int, ...], repeats: int, out: Path | None) -> None:
 # ---------------------------------------------------------------------------- entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinygrad-attn demo", description="Walk through self-attention in six "
-                                     "steps: naive attention, its self-bias, Q/K/V, training, backprop, fusion.")
+def build_parser() -> Parser:
+    parser = Parser(prog="tinygrad-attn demo", description="Walk through self-attention in six steps: naive "
+                    "attention, its self-bias, Q/K/V, training, backprop, fusion.")
     parser.add_argument("--out", type=Path, default=None, help="also save the figures and graphs (PNG, and DOT) here")
     parser.add_argument("--quick", action="store_true", help="fewer samples, smaller timing run (for tests)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=integer(0), default=0, help="random seed")
     return parser
 
 
 def main(argv: list[str]) -> int:
     """`tinygrad-attn demo [--out DIR] [--quick] [--seed N]`: print the six steps; 0 on success."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+        if args.out.exists() and not args.out.is_dir():
+            parser.error(f"argument --out: {args.out} is a file, not a folder")
+        make_folder(args.out)
     ta.manual_seed(args.seed)
     X = step1_naive(args.out)
     step2_self_bias(n_sets=1000 if args.quick else 5000, out=args.out)
