@@ -408,10 +408,11 @@ def plot_graph(tensor: ta.Tensor, params=None, path: str | Path | None = None) -
                  dict(boxstyle="round,pad=0.3", facecolor="#dde8f8" if text.count("\n") else "white",
                       edgecolor="#4a6fa5"))
         artists[k] = ax.text(x[k], y[k], text, ha="center", va="center", fontsize=7, bbox=style, zorder=2)
-    for a, b in edges:
+    for a, b in edges:                                        # an edge that skips rows bows out, past the boxes
+        bend = 0.0 if y[a] - y[b] <= 1 else 0.4
         ax.annotate("", xy=(0.5, 1.0), xycoords=artists[b], xytext=(0.5, 0.0), textcoords=artists[a],
-                    arrowprops=dict(arrowstyle="-|>", color="#555555", linewidth=0.8, shrinkA=4, shrinkB=4),
-                    zorder=1)
+                    arrowprops=dict(arrowstyle="-|>", color="#555555", linewidth=0.8, shrinkA=4, shrinkB=4,
+                                    connectionstyle=f"arc3,rad={bend}"), zorder=1)
     ax.set_title(f"the graph behind a {tuple(tensor.shape)} tensor: {len(ops)} ops, {len(tensors)} tensors",
                  fontsize="medium")
     return _save(fig, path)
