@@ -2,8 +2,10 @@
 run it on an input and look at where it attends.
 
 A training run writes to `--out`: `checkpoint.npz` (the state dict and the config that rebuilds the
-model), `losses.png` (loss, accuracy, projection gradient norms, attention entropy per head),
-`attention_layer<L>.png` (every head of layer L on a held-out sequence) and `metrics.json`.
+model), `losses.png` (batch and held-out loss, accuracy, projection gradient norms, attention entropy
+per head), `attention_layer<L>.png` (every head of layer L on a held-out sequence),
+`attention_steps.png` (those maps at several steps of training, blurry at first, then sharp) and
+`metrics.json`.
 """
 
 from __future__ import annotations
@@ -90,10 +92,11 @@ def main(argv: list[str]) -> int:
                       scale=not args.no_scale)
         model = build_model(config)
         history, train_time = fit(model, task, args)
-        accuracy, sample = evaluate(model, task, args.eval_size)
+        accuracy, held_out_loss, sample = evaluate(model, task, args.eval_size)
     files = write_run(out, model, task, config, history, sample)
     metrics = dict(config=config, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                    backend=args.backend, final_loss=history["loss"][-1], held_out_accuracy=accuracy,
+                   held_out_loss=held_out_loss, held_out_losses=history["held_out"],
                    held_out_tokens=args.eval_size * task.seq_len, steps_per_second=args.steps / train_time,
                    wall_time_seconds=time.perf_counter() - start, losses=history["loss"],
                    final_grad_norms={k: v[-1] for k, v in history["grad_norm"].items()},
@@ -102,7 +105,8 @@ def main(argv: list[str]) -> int:
     print(f"task {task.name}, model {args.model} (d_model {args.d_model}"
           + (f", {args.layers} layers x {args.heads} heads" if args.model == "transformer" else "")
           + (", no 1/sqrt(d_k)" if args.no_scale else "") + f"), {args.steps} steps, backend {args.backend}")
-    print(f"final loss {metrics['final_loss']:.6f} | held-out token accuracy {accuracy:.2%} "
+    print(f"final loss {metrics['final_loss']:.6f} | held-out loss {held_out_loss:.6f} | "
+          f"held-out token accuracy {accuracy:.2%} "
           f"({metrics['held_out_tokens']} tokens) | {metrics['steps_per_second']:.0f} steps/s | "
           f"wall time {metrics['wall_time_seconds']:.1f} s")
     print(f"wrote {out}/: {', '.join(files + ['metrics.json'])}")
@@ -114,13 +118,21 @@ def fit(model, task: Task, args: argparse.Namespace) -> tuple[dict, float]:
 
     History: `loss`, `accuracy` (on the step's batch), `grad_norm` (name -> per-step norm of dL/dW for
     each projection of each attention layer, e.g. "L0.W_q"), `entropy` ("L0.h1" -> per-step mean
-    attention entropy of that head, in nats: log(T) is uniform, 0 is one key only).
+    attention entropy of that head, in nats: log(T) is uniform, 0 is one key only), `held_out`
+    ({"step": [...], "loss": [...]}: the loss on a fixed batch of held-out sequences, at every log
+    step), `snapshots` (step -> every head's map (L*H, T, T) on the first of those sequences, from
+    step 0, before training, to the last).
     """
     opt = optim.Adam(model.parameters(), lr=args.lr)
     projections = {f"L{l}.{name}": p for l, layer in enumerate(model.attention_layers())
                    for name, p in layer.named_parameters()}
-    history = dict(loss=[], accuracy=[], grad_norm={name: [] for name in projections}, entropy={})
+    history = dict(loss=[], accuracy=[], grad_norm={name: [] for name in projections}, entropy={},
+                   held_out=dict(step=[], loss=[]), snapshots={})
     log_every = max(1, args.steps // 10)
+    probe = task.batch(min(args.eval_size, 256), held_out=True)     # [n, T], [n, T], never trained on
+    snapshots = snapshot_steps(args.steps)
+    history["snapshots"][0] = probe_model(model, probe)[1]
+    history["probe_tokens"] = probe[0][0]
     bar = tqdm(range(1, args.steps + 1), desc=f"train {task.name}", disable=args.quiet, leave=False,
                dynamic_ncols=True)
     start = time.perf_counter()
@@ -139,9 +151,32 @@ def fit(model, task: Task, args: argparse.Namespace) -> tuple[dict, float]:
             for h, value in enumerate(mean_entropy(weights)):
                 history["entropy"].setdefault(f"L{l}.h{h}", []).append(value)
         bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", acc=f"{history['accuracy'][-1]:.3f}", refresh=False)
+        if step % log_every == 0 or step == args.steps or step in snapshots:
+            held_out_loss, maps = probe_model(model, probe)
+            if step % log_every == 0 or step == args.steps:
+                history["held_out"]["step"].append(step)
+                history["held_out"]["loss"].append(held_out_loss)
+            if step in snapshots:
+                history["snapshots"][step] = maps
         if not args.quiet and (step % log_every == 0 or step == args.steps):
             bar.write(log_line(step, args.steps, history))
     return history, time.perf_counter() - start
+
+
+def snapshot_steps(steps: int) -> set[int]:
+    """The steps whose attention maps `attention_steps.png` shows: roughly doubling, up to the last."""
+    return {max(1, round(steps * f)) for f in (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2)} | {steps}
+
+
+def probe_model(model, probe: tuple[np.ndarray, np.ndarray]) -> tuple[float, np.ndarray]:
+    """The loss on the held-out batch `probe`, and every head's map on its first sequence (L*H, T, T)."""
+    x, y = probe
+    model.eval()
+    with ta.no_grad():
+        loss = F.cross_entropy(model(x), y).item()           # [n, T, V] vs [n, T]
+        maps = np.concatenate([w[0] for w in attention_maps(model)])   # per layer [n, H, T, T] -> [L*H, T, T]
+    model.train()
+    return float(loss), maps
 
 
 def mean_entropy(weights: np.ndarray) -> list[float]:
@@ -151,38 +186,50 @@ def mean_entropy(weights: np.ndarray) -> list[float]:
 
 
 def log_line(step: int, steps: int, history: dict) -> str:
-    """One line of the training log: loss, batch accuracy, head entropies, projection gradient norms."""
+    """One line of the training log: loss, held-out loss, batch accuracy, head entropies, gradient norms."""
     entropy = " ".join(f"{v[-1]:.2f}" for v in history["entropy"].values())
     norms = " ".join(f"{name} {v[-1]:.1e}" for name, v in history["grad_norm"].items())
     return (f"step {step:>{len(str(steps))}}/{steps}  loss {history['loss'][-1]:.6f}  "
+            f"held-out {history['held_out']['loss'][-1]:.6f}  "
             f"acc {history['accuracy'][-1]:.3f}  entropy {entropy}  |grad| {norms}")
 
 
-def evaluate(model, task: Task, n: int) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
-    """Token accuracy on n fresh held-out sequences, and one of them (inputs, targets) for the plots."""
+def evaluate(model, task: Task, n: int) -> tuple[float, float, tuple[np.ndarray, np.ndarray]]:
+    """Token accuracy and loss on n fresh held-out sequences, and one of them (inputs, targets) for the plots."""
     model.eval()
     with ta.no_grad():
         x, y = task.batch(n, held_out=True)                          # [n, T], [n, T]
-        predicted = model(x).data.argmax(-1)                         # [n, T]
+        logits = model(x)                                            # [n, T, V]
+        predicted = logits.data.argmax(-1)                           # [n, T]
+        loss = F.cross_entropy(logits, y).item()
     model.train()
-    return float((predicted == y).mean()), (x[:1], y[:1])
+    return float((predicted == y).mean()), float(loss), (x[:1], y[:1])
 
 
 def write_run(out: Path, model, task: Task, config: dict, history: dict, sample) -> list[str]:
-    """Checkpoint, loss curves and one attention heatmap per layer into `out`; returns the file names."""
+    """Checkpoint, loss curves, one attention heatmap per layer and the maps as training went into
+    `out`; returns the file names."""
     save_checkpoint(out / "checkpoint.npz", model, config)
+    held_out = (history["held_out"]["step"], history["held_out"]["loss"])
     viz.plot_losses(history["loss"], history["accuracy"], history["grad_norm"], history["entropy"],
-                    path=out / "losses.png", title=f"{task.name}: training")
+                    path=out / "losses.png", title=f"{task.name}: training", held_out=held_out)
     files = ["checkpoint.npz", "losses.png"]
     x, _ = sample
     with ta.no_grad():
         model(x)
     tokens = [LABELS.get(t, t) for t in task.decode(x[0])]
-    for l, weights in enumerate(attention_maps(model)):              # [1, H, T, T]
+    maps = attention_maps(model)                                     # per layer [1, H, T, T]
+    for l, weights in enumerate(maps):
         name = f"attention_layer{l}.png"
+        titles = [f"layer {l} · head {h}" for h in range(weights.shape[1])] if len(maps) > 1 else None
         viz.plot_attention(weights[0], tokens, title=f"{task.name}: layer {l} on a held-out sequence",
-                           path=out / name)
+                           panel_titles=titles, path=out / name)
         files.append(name)
+    heads = [f"layer {l} · head {h}" for l, w in enumerate(maps) for h in range(w.shape[1])]
+    probe_tokens = [LABELS.get(t, t) for t in task.decode(history["probe_tokens"])]
+    viz.plot_attention_steps(history["snapshots"], probe_tokens, heads, path=out / "attention_steps.png",
+                             title=f"{task.name}: attention on one held-out sequence as training goes")
+    files.append("attention_steps.png")
     return files
 
 
@@ -270,8 +317,8 @@ def sample_main(argv: list[str]) -> int:
             print(f"\nattention, layer {l} head {h} (rows: queries, columns: keys)")
             print(viz.text_heatmap(head, labels))
     if args.png is not None:
-        viz.plot_attention(np.concatenate([w[0] for w in maps]), labels, path=args.png,
-                           title=f"{config['task']}: attention (every layer's heads, in order)")
+        viz.plot_attention(np.stack([w[0] for w in maps]), labels, path=args.png,   # [L, H, T, T]
+                           title=f"{config['task']}: attention of every layer and head")
         print(f"\nwrote {args.png}")
     return 0
 
