@@ -69,10 +69,11 @@ def _layer_ours(b: int, t: int, d: int):
     layer = nn.SelfAttention(d)
     x_np, g = _layer_inputs(b, t, d)
     x = ta.Tensor(x_np, requires_grad=True)
+    params = [x, *layer.parameters()]
 
     def step():
-        layer.zero_grad()
-        x.grad = None
+        for p in params:
+            p.grad = None
         layer(x).backward(g)
     return step
 
