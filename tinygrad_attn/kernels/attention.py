@@ -22,21 +22,22 @@ Implementation choices (read these before the code):
 * Scores are kept in base 2: each block of q k^T is multiplied by scale * log2(e), so s2 = s * log2(e) and
   exp(s - m) becomes exp2(s2 - m2), which `_exp2` evaluates with a polynomial and an exponent-bit add
   (vectorises; no libm call).
-* Every product is a small matrix product C (+)= A @ B done by `_gemm_tile` on a register tile that lives on
-  the thread's stack (`_score_tile`, `_feature_tile`). A stack buffer provably aliases nothing else, so LLVM
-  keeps the whole tile in vector registers across the reduction loop; a heap scratch would be reloaded and
-  stored on every step (about 3x slower).
-* Inputs are used as zero-padded, C-contiguous (B*H, rows, cols) layouts (one copy straight from the input's
-  strides, made only when needed, plus k^T for the forward: O(T*d) extra memory): rows padded to the block
-  sizes and feature dimensions to FW, so tiles need no edge cases. Padded keys are masked out, padded query
-  rows are discarded; results are copied into the layout-following outputs (or returned as they are when
-  those are the padded buffers themselves).
+* Blocked path: every product is C (+)= A @ B on matmul's register-blocked micro-kernel (`outer_tile`,
+  `outer_tile_add` in matmul.py: MR x NR tiles of C as MR * NVEC vector accumulators in registers, one outer
+  product A[:, p] B[p, :] per step). A operands (q and do rows, the p and ds blocks, p^T and ds^T read through
+  strides) are read in place; B operands are NR-column panels, each a contiguous (k, NR) block, cut once per
+  call from k^T, v^T (the score products) and from q, k, v, do (the feature products) by `_panels`.
+* Inputs are used as zero-padded, C-contiguous layouts (one copy straight from the input's strides, made only
+  when needed, plus the panels: O(T*d) extra memory): rows padded to the block sizes and feature dimensions to
+  NR, so tiles need no edge cases. Padded keys are masked out, padded query rows are discarded; results are
+  copied into the layout-following outputs (or returned as they are when those are the padded buffers).
 * Tasks are spread over threads with `numba.prange`; problems too small to amortise the thread pool run the
   same block functions serially.
 
 * Small T (Tq * Tk <= SMALL_TILE = 128 * 128): one task per head instead, on zero-padded per-task scratch
   copies (q rows to TR, keys to 2*SW, features to SW) read straight through the inputs' strides: the whole
-  score tile, a plain stable softmax and whole-head products on the same `_gemm_tile`, results written
+  score tile, a plain stable softmax and whole-head products on `_gemm_tile` (a 4 x W register tile on the
+  thread's stack, which LLVM keeps in vector registers through the reduction), results written
   straight into the (strided) outputs. No 64-padding, no online rescaling, no whole-array copies, and the
   backward task owns its head (dq, dk, dv without races or per-thread buffers). Measured faster than the
   blocked path up to T = 128 (7-30x at T = 32, d = 16); see docs/kernels.md ("Fused attention").
@@ -74,7 +75,7 @@ _JIT = {"cache": True, "fastmath": _FASTMATH, "nogil": True, "error_model": ERRO
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Low-level building blocks: a stack tile, exp2, and the tile matrix product
+# Low-level building blocks: a stack tile, exp2, and the small-T path's tile matrix product
 # --------------------------------------------------------------------------------------------------------------
 
 def _make_stack_tile(rows: int, cols: int):
