@@ -26,7 +26,8 @@ Implementation choices (read these before the code):
   `outer_tile_add` in matmul.py: MR x NR tiles of C as MR * NVEC vector accumulators in registers, one outer
   product A[:, p] B[p, :] per step). A operands (q and do rows, the p and ds blocks, p^T and ds^T read through
   strides) are read in place; B operands are NR-column panels, each a contiguous (k, NR) block, cut once per
-  call from k^T, v^T (the score products) and from q, k, v, do (the feature products) by `_panels`.
+  call by `_panels` (k^T and v for the forward; q, k and do for the backward, whose tasks copy their own
+  64 keys' k^T and v^T).
 * Inputs are used as zero-padded, C-contiguous layouts (one copy straight from the input's strides, made only
   when needed, plus the panels: O(T*d) extra memory): rows padded to the block sizes and feature dimensions to
   NR, so tiles need no edge cases. Padded keys are masked out, padded query rows are discarded; results are
@@ -295,19 +296,27 @@ def _backward_block(ops, factor, scale, lse2, big_d, mask, causal, tq, tk, b, j0
     blocks, which would recompute the scores and dp once more).
     ds is scale * dL/ds for the scores s = scale * q k^T (the chain rule's factor, applied here once): dk and dq
     accumulate ds^T @ q and ds @ k, final as they are. lse2 = lse * log2(e), factor = scale * log2(e).
-    `ops` = (q, do) as rows (A operands) and (q, k, k^T, v^T, do) as NR-column panels (B operands), see
-    `_backward_operands`."""
-    q, do, qpan, kpan, ktp, vtp, dopan = ops
+    `ops` = (q, do, k, v) as padded rows (q, do: A operands; k, v: copied here into k^T, v^T panels) and
+    (q, k, do) as NR-column panels (B operands), as `attention_backward` builds them."""
+    q, do, k, v, qpan, kpan, dopan = ops
     dtype = q.dtype
-    nr, d, dvw = ktp.shape[3], q.shape[2], do.shape[2]
+    nr, d, dvw = qpan.shape[3], q.shape[2], do.shape[2]
     p = np.empty((BQ, BK), dtype)                 # scores, then probabilities
     ds = np.empty((BQ, BK), dtype)                # dp, then ds
+    ktb = np.empty((BK // nr, d, nr), dtype)      # this task's k^T and v^T as panels: the B operands of s, dp
+    vtb = np.empty((BK // nr, dvw, nr), dtype)
+    for j in range(BK):
+        k_row, v_row = k[b, j0 + j], v[b, j0 + j]
+        for c in range(d):
+            ktb[j // nr, c, j % nr] = k_row[c]
+        for c in range(dvw):
+            vtb[j // nr, c, j % nr] = v_row[c]
     dqb, dkb, dvb = dq[b], dk[b], dv[b]
     q_rows, do_rows = b * q.shape[1] * d, b * do.shape[1] * dvw   # flat offsets of head b's q and do
     query_start = (j0 // BQ) * BQ if causal else 0  # causal: queries before key j0 never attend this block
     for i0 in range(query_start, q.shape[1], BQ):
         for jp in range(BK // nr):                # forward s2 = factor * q @ k^T, and o = p @ v => dp = do @ v^T
-            kt_panel, vt_panel = ktp[b, j0 // nr + jp], vtp[b, j0 // nr + jp]
+            kt_panel, vt_panel = ktb[jp], vtb[jp]
             for i in range(0, BQ, MR):
                 outer_tile(q, q_rows + (i0 + i) * d, d, 1, kt_panel, d, p, i, jp * nr)
                 outer_tile(do, do_rows + (i0 + i) * dvw, dvw, 1, vt_panel, dvw, ds, i, jp * nr)
@@ -748,9 +757,8 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
         return dq, dk, dvo
     nr = _panel_width(dtype)
     tqp, tkp, dp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(d, nr), _round_up(dv, nr)
-    ops = (_padded(q4, tqp, d), _padded(do4, tqp, dv),        # A operands (rows) of s and dp, then B panels
-           _panels(q4, tqp, dp, nr), _panels(k4, tkp, dp, nr), _panels(k4, d, tkp, nr, transpose=True),
-           _panels(v4, dv, tkp, nr, transpose=True), _panels(do4, tqp, dvp, nr))
+    ops = (_padded(q4, tqp, d), _padded(do4, tqp, dv), _padded(k4, tkp, d), _padded(v4, tkp, dv),   # rows
+           _panels(q4, tqp, dp, nr), _panels(k4, tkp, dp, nr), _panels(do4, tqp, dvp, nr))   # B panels
     lse2p = np.full((b * h, tqp), -np.inf, dtype)
     lse2p[:, :tq] = lse2
     big_d = np.zeros((b * h, tqp), dtype)
