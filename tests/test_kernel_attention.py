@@ -351,11 +351,14 @@ def test_reference_backward_matches_finite_differences(causal):
         np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-8)
 
 
-def test_runs_with_jit_disabled():
-    """NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (the stack tiles and exp2 have numpy fallbacks)."""
+@pytest.mark.parametrize("small_tile", [None, 0], ids=["small", "blocked"])
+def test_runs_with_jit_disabled(small_tile):
+    """NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (the stack tiles, matmul's micro-kernel with and
+    without accumulation, and exp2 have numpy fallbacks), on the small-T path and on the blocked one."""
     code = (
         "import numpy as np\n"
         "from tinygrad_attn.kernels import attention as A, attention_reference as R\n"
+        f"A.SMALL_TILE = {small_tile} if {small_tile} is not None else A.SMALL_TILE\n"
         "rng = np.random.default_rng(0)\n"
         "q, k, v, do = (rng.standard_normal((1, n, 3)) for n in (3, 5, 5, 3))\n"
         "mask = np.broadcast_to(np.array([True, True, False, True, True]), (1, 3, 5))\n"

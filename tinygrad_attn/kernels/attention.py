@@ -22,21 +22,23 @@ Implementation choices (read these before the code):
 * Scores are kept in base 2: each block of q k^T is multiplied by scale * log2(e), so s2 = s * log2(e) and
   exp(s - m) becomes exp2(s2 - m2), which `_exp2` evaluates with a polynomial and an exponent-bit add
   (vectorises; no libm call).
-* Every product is a small matrix product C (+)= A @ B done by `_gemm_tile` on a register tile that lives on
-  the thread's stack (`_score_tile`, `_feature_tile`). A stack buffer provably aliases nothing else, so LLVM
-  keeps the whole tile in vector registers across the reduction loop; a heap scratch would be reloaded and
-  stored on every step (about 3x slower).
-* Inputs are used as zero-padded, C-contiguous (B*H, rows, cols) layouts (one copy straight from the input's
-  strides, made only when needed, plus k^T for the forward: O(T*d) extra memory): rows padded to the block
-  sizes and feature dimensions to FW, so tiles need no edge cases. Padded keys are masked out, padded query
-  rows are discarded; results are copied into the layout-following outputs (or returned as they are when
-  those are the padded buffers themselves).
+* Blocked path: every product is C (+)= A @ B on matmul's register-blocked micro-kernel (`outer_tile`,
+  `outer_tile_add` in matmul.py: MR x NR tiles of C as MR * NVEC vector accumulators in registers, one outer
+  product A[:, p] B[p, :] per step). A operands (q and do rows, the p and ds blocks, p^T and ds^T read through
+  strides) are read in place; B operands are NR-column panels, each a contiguous (k, NR) block, cut once per
+  call by `_panels` (k^T and v for the forward; q, k and do for the backward, whose tasks copy their own
+  64 keys' k^T and v^T).
+* Inputs are used as zero-padded, C-contiguous layouts (one copy straight from the input's strides, made only
+  when needed, plus the panels: O(T*d) extra memory): rows padded to the block sizes and feature dimensions to
+  NR, so tiles need no edge cases. Padded keys are masked out, padded query rows are discarded; results are
+  copied into the layout-following outputs (or returned as they are when those are the padded buffers).
 * Tasks are spread over threads with `numba.prange`; problems too small to amortise the thread pool run the
   same block functions serially.
 
 * Small T (Tq * Tk <= SMALL_TILE = 128 * 128): one task per head instead, on zero-padded per-task scratch
   copies (q rows to TR, keys to 2*SW, features to SW) read straight through the inputs' strides: the whole
-  score tile, a plain stable softmax and whole-head products on the same `_gemm_tile`, results written
+  score tile, a plain stable softmax and whole-head products on `_gemm_tile` (a 4 x W register tile on the
+  thread's stack, which LLVM keeps in vector registers through the reduction), results written
   straight into the (strided) outputs. No 64-padding, no online rescaling, no whole-array copies, and the
   backward task owns its head (dq, dk, dv without races or per-thread buffers). Measured faster than the
   blocked path up to T = 128 (7-30x at T = 32, d = 16); see docs/kernels.md ("Fused attention").
@@ -53,11 +55,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .flags import ERROR_MODEL
+from .matmul import MR, NVEC, VECTOR_BYTES, outer_tile, outer_tile_add
 
 BQ = 64            # query rows per task (forward) / per inner block (backward)
 BK = 64            # keys per block
-FW = 32            # columns of a feature tile; d and dv are padded to a multiple of FW
-TR = 4             # rows of a register tile: 4 x BK for scores (16 AVX-512 registers), 4 x FW for features
+TR = 4             # rows of the small-T path's register tiles (4 x 2*SW for scores, 4 x SW for features)
 SERIAL_WORK = 1 << 21   # below this many multiply-adds (BH * Tq * Tk * (d + dv)) run without threads
 SW = 16            # columns of the small-T path's register tile (one AVX-512 vector of float32)
 SMALL_TILE = 128 * 128  # Tq * Tk up to this: the small-T path (one task per head, no padding); 0 disables it
@@ -74,7 +76,7 @@ _JIT = {"cache": True, "fastmath": _FASTMATH, "nogil": True, "error_model": ERRO
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Low-level building blocks: a stack tile, exp2, and the tile matrix product
+# Low-level building blocks: a stack tile, exp2, and the small-T path's tile matrix product
 # --------------------------------------------------------------------------------------------------------------
 
 def _make_stack_tile(rows: int, cols: int):
@@ -97,10 +99,8 @@ def _make_stack_tile(rows: int, cols: int):
     return tile
 
 
-_score_tile = _make_stack_tile(TR, BK)
 _small_tile = _make_stack_tile(TR, SW)
 _small_score_tile = _make_stack_tile(TR, 2 * SW)
-_feature_tile = _make_stack_tile(TR, FW)
 
 
 @intrinsic
@@ -210,26 +210,28 @@ def _scale_and_mask(s, factor, mask, causal, b, i0, j0, tq, tk):
 # --------------------------------------------------------------------------------------------------------------
 
 @numba.njit(**_JIT)
-def _forward_block(q, kt, v, factor, mask, causal, tq, tk, b, i0, o, lse2):
+def _forward_block(q, ktp, vpan, factor, mask, causal, tq, tk, b, i0, o, lse2):
     """Rows i0:i0+BQ of head b: stream over key blocks with an online softmax, write o and lse2 = lse*log2(e).
 
     Scores are kept in base 2: s2 = factor * q k^T with factor = scale * log2(e).
     Per row i the invariants after each key block are m_i = max_j s2_ij, l_i = sum_j 2**(s2_ij - m_i) and
     o_i = sum_j 2**(s2_ij - m_i) v_j over the keys seen so far; a new block with a larger max rescales l_i and
-    o_i by alpha_i = 2**(m_old - m_new). At the end o_i /= l_i and lse2_i = m_i + log2(l_i)."""
+    o_i by alpha_i = 2**(m_old - m_new). At the end o_i /= l_i and lse2_i = m_i + log2(l_i).
+    q (BH, Tq', d) rows; ktp (BH, Tk'/NR, d, NR) panels of k^T; vpan (BH, dv'/NR, Tk', NR) panels of v."""
     dtype = q.dtype
     s = np.empty((BQ, BK), dtype)                 # scores of the current block, then its probabilities
     m = np.full(BQ, -np.inf, dtype)               # running max of s2 per row
     l = np.zeros(BQ, dtype)                       # running sum of 2**(s2 - m) per row
     alpha = np.empty(BQ, dtype)                   # rescale factor of the current block
-    score_tile = _score_tile(dtype)
-    feature_tile = _feature_tile(dtype)
-    qb, ktb, vb, ob = q[b], kt[b], v[b], o[b]    # ob (zeros on entry) is the unnormalised accumulator
-    d, dv = q.shape[2], v.shape[2]
+    nr, d = ktp.shape[3], q.shape[2]
+    ob = o[b]                                     # (Tq', dv'), zeros on entry: the unnormalised accumulator
+    q_rows = b * q.shape[1] * d                   # flat offset of head b's q
     key_end = min(i0 + BQ, tq, tk) if causal else tk  # causal: keys after the block's last query are unused
     for j0 in range(0, key_end, BK):
-        for i in range(0, BQ, TR):                # s2 = factor * q @ k^T
-            _gemm_tile(score_tile, s, i, 0, qb, i0 + i, 0, ktb, 0, j0, d, False)
+        for jp in range(BK // nr):                # s2 = q @ k^T (scaled below), MR x NR micro-tiles
+            panel = ktp[b, j0 // nr + jp]
+            for i in range(0, BQ, MR):
+                outer_tile(q, q_rows + (i0 + i) * d, d, 1, panel, d, s, i, jp * nr)
         _scale_and_mask(s, factor, mask, causal, b, i0, j0, tq, tk)
         for i in range(BQ):                       # online softmax: new max, rescale, probabilities
             m_new = m[i]
@@ -249,32 +251,35 @@ def _forward_block(q, kt, v, factor, mask, causal, tq, tk, b, i0, o, lse2):
             l[i] = l[i] * alpha[i] + total
             m[i] = m_new
         for i in range(BQ):                       # acc *= alpha: old terms re-expressed relative to m_new
-            for c in range(dv):
-                ob[i0 + i, c] *= alpha[i]
-        for i in range(0, BQ, TR):                # o += p @ v_block
-            for c0 in range(0, dv, FW):
-                _gemm_tile(feature_tile, ob, i0 + i, c0, s, i, 0, vb, j0, c0, BK, True)
+            row = ob[i0 + i]
+            for c in range(ob.shape[1]):
+                row[c] *= alpha[i]
+        for cp in range(vpan.shape[1]):           # acc += p @ v_block
+            panel = vpan[b, cp, j0:j0 + BK]
+            for i in range(0, BQ, MR):
+                outer_tile_add(s, i * BK, BK, 1, panel, BK, ob, i0 + i, cp * nr)
     for i in range(BQ):
         inv = 1.0 / l[i] if l[i] > 0 else 0.0     # fully masked row: o = 0, lse = -inf
-        for c in range(dv):
-            ob[i0 + i, c] *= inv
+        row = ob[i0 + i]
+        for c in range(ob.shape[1]):
+            row[c] *= inv
         lse2[b, i0 + i] = m[i] + np.log2(l[i]) if l[i] > 0 else -np.inf
 
 
 @numba.njit(parallel=True, **_JIT)
-def _forward_parallel(q, kt, v, factor, mask, causal, tq, tk, o, lse2):
+def _forward_parallel(q, ktp, vpan, factor, mask, causal, tq, tk, o, lse2):
     """One thread-pool task per (head, query block)."""
     n_qb = q.shape[1] // BQ
     for task in numba.prange(q.shape[0] * n_qb):
-        _forward_block(q, kt, v, factor, mask, causal, tq, tk, task // n_qb, (task % n_qb) * BQ, o, lse2)
+        _forward_block(q, ktp, vpan, factor, mask, causal, tq, tk, task // n_qb, (task % n_qb) * BQ, o, lse2)
 
 
 @numba.njit(**_JIT)
-def _forward_serial(q, kt, v, factor, mask, causal, tq, tk, o, lse2):
+def _forward_serial(q, ktp, vpan, factor, mask, causal, tq, tk, o, lse2):
     """The same tasks as `_forward_parallel`, one after another (small problems)."""
     n_qb = q.shape[1] // BQ
     for task in range(q.shape[0] * n_qb):
-        _forward_block(q, kt, v, factor, mask, causal, tq, tk, task // n_qb, (task % n_qb) * BQ, o, lse2)
+        _forward_block(q, ktp, vpan, factor, mask, causal, tq, tk, task // n_qb, (task % n_qb) * BQ, o, lse2)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -282,7 +287,7 @@ def _forward_serial(q, kt, v, factor, mask, causal, tq, tk, o, lse2):
 # --------------------------------------------------------------------------------------------------------------
 
 @numba.njit(**_JIT)
-def _backward_block(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, tk, b, j0, dq, dk, dv):
+def _backward_block(ops, factor, scale, lse2, big_d, mask, causal, tq, tk, b, j0, dq, dk, dv):
     """Keys j0:j0+BK of head b against every query block that can see them.
 
     Race-free by construction: this task is the only writer of dk, dv rows j0:j0+BK, so they accumulate in
@@ -290,26 +295,31 @@ def _backward_block(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, t
     and the caller sums the buffers (O(workers * T * d) memory, and no second pass over all (query, key)
     blocks, which would recompute the scores and dp once more).
     ds is scale * dL/ds for the scores s = scale * q k^T (the chain rule's factor, applied here once): dk and dq
-    accumulate ds^T @ q and ds @ k, final as they are. lse2 = lse * log2(e), factor = scale * log2(e)."""
+    accumulate ds^T @ q and ds @ k, final as they are. lse2 = lse * log2(e), factor = scale * log2(e).
+    `ops` = (q, do, k, v) as padded rows (q, do: A operands; k, v: copied here into k^T, v^T panels) and
+    (q, k, do) as NR-column panels (B operands), as `attention_backward` builds them."""
+    q, do, k, v, qpan, kpan, dopan = ops
     dtype = q.dtype
-    d, dvw = q.shape[2], do.shape[2]
+    nr, d, dvw = qpan.shape[3], q.shape[2], do.shape[2]
     p = np.empty((BQ, BK), dtype)                 # scores, then probabilities
     ds = np.empty((BQ, BK), dtype)                # dp, then ds
-    ktb = np.empty((d, BK), dtype)                # k^T and v^T of this task's keys: the B operands of s and dp
-    vtb = np.empty((dvw, BK), dtype)
-    score_tile = _score_tile(dtype)
-    feature_tile = _feature_tile(dtype)
-    qb, kb, vb, dob = q[b], k[b], v[b], do[b]
-    dqb, dkb, dvb = dq[b], dk[b], dv[b]
+    ktb = np.empty((BK // nr, d, nr), dtype)      # this task's k^T and v^T as panels: the B operands of s, dp
+    vtb = np.empty((BK // nr, dvw, nr), dtype)
     for j in range(BK):
+        k_row, v_row = k[b, j0 + j], v[b, j0 + j]
         for c in range(d):
-            ktb[c, j] = kb[j0 + j, c]
+            ktb[j // nr, c, j % nr] = k_row[c]
         for c in range(dvw):
-            vtb[c, j] = vb[j0 + j, c]
+            vtb[j // nr, c, j % nr] = v_row[c]
+    dqb, dkb, dvb = dq[b], dk[b], dv[b]
+    q_rows, do_rows = b * q.shape[1] * d, b * do.shape[1] * dvw   # flat offsets of head b's q and do
     query_start = (j0 // BQ) * BQ if causal else 0  # causal: queries before key j0 never attend this block
     for i0 in range(query_start, q.shape[1], BQ):
-        for i in range(0, BQ, TR):                # forward: s2 = factor * q @ k^T
-            _gemm_tile(score_tile, p, i, 0, qb, i0 + i, 0, ktb, 0, 0, d, False)
+        for jp in range(BK // nr):                # forward s2 = factor * q @ k^T, and o = p @ v => dp = do @ v^T
+            kt_panel, vt_panel = ktb[jp], vtb[jp]
+            for i in range(0, BQ, MR):
+                outer_tile(q, q_rows + (i0 + i) * d, d, 1, kt_panel, d, p, i, jp * nr)
+                outer_tile(do, do_rows + (i0 + i) * dvw, dvw, 1, vt_panel, dvw, ds, i, jp * nr)
         _scale_and_mask(p, factor, mask, causal, b, i0, j0, tq, tk)
         for i in range(BQ):                       # forward: p = exp(s - lse), normalised by the saved lse
             row_lse = lse2[b, i0 + i]
@@ -319,42 +329,43 @@ def _backward_block(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, t
                 continue
             for j in range(BK):
                 p[i, j] = _exp2(p[i, j] - row_lse)
-        for i in range(0, BQ, TR):                # forward o = p @ v  =>  dp = do @ v^T
-            _gemm_tile(score_tile, ds, i, 0, dob, i0 + i, 0, vtb, 0, 0, dvw, False)
         for i in range(BQ):                       # softmax backward: ds = scale p (dp - D), D_i = do_i . o_i
             row_d = big_d[b, i0 + i]
             for j in range(BK):
                 ds[i, j] = p[i, j] * (ds[i, j] - row_d) * scale
-        for j in range(0, BK, TR):                # forward o = p @ v   =>  dv += p^T @ do
-            for c0 in range(0, dvw, FW):
-                _gemm_tile(feature_tile, dvb, j0 + j, c0, p.T, j, 0, dob, i0, c0, BQ, True)
-        for j in range(0, BK, TR):                # forward s = q k^T  =>  dk += ds^T @ q
-            for c0 in range(0, d, FW):
-                _gemm_tile(feature_tile, dkb, j0 + j, c0, ds.T, j, 0, qb, i0, c0, BQ, True)
-        for i in range(0, BQ, TR):                # forward s = q k^T  =>  dq += ds @ k
-            for c0 in range(0, d, FW):
-                _gemm_tile(feature_tile, dqb, i0 + i, c0, ds, i, 0, kb, j0, c0, BK, True)
+        for cp in range(dopan.shape[1]):          # forward o = p @ v   =>  dv += p^T @ do
+            panel = dopan[b, cp, i0:i0 + BQ]
+            for j in range(0, BK, MR):
+                outer_tile_add(p, j, 1, BK, panel, BQ, dvb, j0 + j, cp * nr)
+        for cp in range(qpan.shape[1]):           # forward s = q k^T  =>  dk += ds^T @ q
+            panel = qpan[b, cp, i0:i0 + BQ]
+            for j in range(0, BK, MR):
+                outer_tile_add(ds, j, 1, BK, panel, BQ, dkb, j0 + j, cp * nr)
+        for cp in range(kpan.shape[1]):           # forward s = q k^T  =>  dq += ds @ k
+            panel = kpan[b, cp, j0:j0 + BK]
+            for i in range(0, BQ, MR):
+                outer_tile_add(ds, i * BK, BK, 1, panel, BK, dqb, i0 + i, cp * nr)
 
 
 @numba.njit(parallel=True, **_JIT)
-def _backward_parallel(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, tk, dq_part, dk, dv):
+def _backward_parallel(ops, factor, scale, lse2, big_d, mask, causal, tq, tk, dq_part, dk, dv):
     """One prange iteration per worker w = 0 .. len(dq_part)-1; worker w takes the (head, key block) tasks
     w, w + workers, ... (interleaved, which also balances causal work) and accumulates dq in dq_part[w]."""
-    n_kb = k.shape[1] // BK
-    n_tasks = q.shape[0] * n_kb
+    n_kb = dk.shape[1] // BK
+    n_tasks = dk.shape[0] * n_kb
     workers = dq_part.shape[0]
     for w in numba.prange(workers):
         for task in range(w, n_tasks, workers):
-            _backward_block(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, tk,
+            _backward_block(ops, factor, scale, lse2, big_d, mask, causal, tq, tk,
                             task // n_kb, (task % n_kb) * BK, dq_part[w], dk, dv)
 
 
 @numba.njit(**_JIT)
-def _backward_serial(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, tk, dq_part, dk, dv):
+def _backward_serial(ops, factor, scale, lse2, big_d, mask, causal, tq, tk, dq_part, dk, dv):
     """The same tasks as `_backward_parallel`, one after another, all into dq_part[0] (small problems)."""
-    n_kb = k.shape[1] // BK
-    for task in range(q.shape[0] * n_kb):
-        _backward_block(q, k, v, do, factor, scale, lse2, big_d, mask, causal, tq, tk,
+    n_kb = dk.shape[1] // BK
+    for task in range(dk.shape[0] * n_kb):
+        _backward_block(ops, factor, scale, lse2, big_d, mask, causal, tq, tk,
                         task // n_kb, (task % n_kb) * BK, dq_part[0], dk, dv)
 
 
@@ -642,6 +653,26 @@ def _padded(x: np.ndarray, rows: int, cols: int, transpose: bool = False) -> np.
     return out
 
 
+def _panel_width(dtype: np.dtype) -> int:
+    """NR, the columns of a micro-tile: NVEC vector registers (32 float32 / 16 float64)."""
+    return NVEC * VECTOR_BYTES // dtype.itemsize
+
+
+def _panels(x: np.ndarray, rows: int, cols: int, nr: int, transpose: bool = False) -> np.ndarray:
+    """The matrix x (B, H, n, c), or its transpose when `transpose`, zero-padded to (rows, cols) and cut into
+    column panels, the micro-kernel's B operand: a C-contiguous (B*H, cols // nr, rows, nr) array whose
+    [b, jp, i, j] is the matrix's [i, jp * nr + j]. One copy through x's strides (O(T * d))."""
+    src = x.swapaxes(2, 3) if transpose else x
+    b, h, n, c = src.shape
+    padded = (rows, cols) != (n, c)
+    out = (np.zeros if padded else np.empty)((b * h, cols // nr, rows, nr), x.dtype)
+    out5 = out.reshape(b, h, cols // nr, rows, nr)
+    for jp in range(-(-c // nr)):
+        width = min(nr, c - jp * nr)
+        out5[:, :, jp, :n, :width] = src[:, :, :, jp * nr:jp * nr + width]
+    return out
+
+
 def _unpadded(buf: np.ndarray, like: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The result of `shape` ((B, H, n, c) or (BH, n, c)) from its zero-padded C-contiguous (B*H, rows, cols)
     buffer, laid out like `like`: buf itself (reshaped) when that already is such an array, else one copy."""
@@ -691,12 +722,14 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndar
         run = _small_run(b * h, tq, tk, d, dv, _small_forward_serial, _small_forward_parallel)
         run(q4, k4, v4, factor, mask4, bool(causal), _as_4d(o), lse.reshape(b * h, tq))
         return o, lse
-    tqp, tkp, dp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(d, FW), _round_up(dv, FW)
-    qp, kt, vp = _padded(q4, tqp, dp), _padded(k4, dp, tkp, transpose=True), _padded(v4, tkp, dvp)
+    nr = _panel_width(q.dtype)
+    tqp, tkp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(dv, nr)
+    qp = _padded(q4, tqp, d)                                  # A operand: rows of q
+    ktp, vpan = _panels(k4, d, tkp, nr, transpose=True), _panels(v4, tkp, dvp, nr)   # B operands
     o = np.zeros((b * h, tqp, dvp), q.dtype)
     lse2 = np.empty((b * h, tqp), q.dtype)
     run = _forward_serial if _is_small(b * h, tq, tk, d, dv) else _forward_parallel
-    run(qp, kt, vp, factor, mask4, bool(causal), tq, tk, o, lse2)
+    run(qp, ktp, vpan, factor, mask4, bool(causal), tq, tk, o, lse2)
     np.multiply(lse2[:, :tq], q.dtype.type(LN2), out=lse.reshape(b * h, tq))
     return _unpadded(o, q, o_shape), lse
 
@@ -722,8 +755,10 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
         run(q4, k4, v4, o4, do4, lse2, factor, dtype.type(scale), mask4, bool(causal),
             _as_4d(dq), _as_4d(dk), _as_4d(dvo))
         return dq, dk, dvo
-    tqp, tkp, dp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(d, FW), _round_up(dv, FW)
-    qp, kp, vp, dop = _padded(q4, tqp, dp), _padded(k4, tkp, dp), _padded(v4, tkp, dvp), _padded(do4, tqp, dvp)
+    nr = _panel_width(dtype)
+    tqp, tkp, dp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(d, nr), _round_up(dv, nr)
+    ops = (_padded(q4, tqp, d), _padded(do4, tqp, dv), _padded(k4, tkp, d), _padded(v4, tkp, dv),   # rows
+           _panels(q4, tqp, dp, nr), _panels(k4, tkp, dp, nr), _panels(do4, tqp, dvp, nr))   # B panels
     lse2p = np.full((b * h, tqp), -np.inf, dtype)
     lse2p[:, :tq] = lse2
     big_d = np.zeros((b * h, tqp), dtype)
@@ -733,7 +768,7 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
     dk = np.zeros((b * h, tkp, dp), dtype)
     dvo = np.zeros((b * h, tkp, dvp), dtype)
     run = _backward_serial if small else _backward_parallel
-    run(qp, kp, vp, dop, factor, dtype.type(scale), lse2p, big_d, mask4, bool(causal), tq, tk, dq_part, dk, dvo)
+    run(ops, factor, dtype.type(scale), lse2p, big_d, mask4, bool(causal), tq, tk, dq_part, dk, dvo)
     dq = dq_part[0]                                 # in place: every fresh buffer costs page faults
     for other in dq_part[1:]:
         dq += other

@@ -37,12 +37,13 @@ NVEC = 2            # vector registers per row of a micro-tile: NR = 32 float32 
 VECTOR_BYTES = 64   # one AVX-512 register; LLVM splits wider vectors into native ones on other CPUs
 
 
-def _make_outer_tile(nvec: int):
+def _make_outer_tile(nvec: int, accumulate: bool = False):
     """Build `outer_tile` for tiles of MR rows x `nvec` vectors (NR = nvec * lanes columns):
-    compiled, the LLVM IR below; with NUMBA_DISABLE_JIT, the same sum in numpy."""
+    compiled, the LLVM IR below; with NUMBA_DISABLE_JIT, the same sum in numpy. With
+    `accumulate` the tile adds to C (c[...] += ...) instead of overwriting it."""
 
     def outer_tile(a, a_off, a_rs, a_ps, bp, k, c, i0, j0):
-        """c[i0 + r, j0 + j] = sum_{p < k} A[r, p] * bp[p, j] for r < MR, j < NR.
+        """c[i0 + r, j0 + j] (+)= sum_{p < k} A[r, p] * bp[p, j] for r < MR, j < NR.
 
         A[r, p] is the element a.flat[a_off + r * a_rs + p * a_ps] (any C-contiguous array: a
         row-major matrix has a_rs = row length, a_ps = 1; a transposed one a_rs = 1, a_ps = row
@@ -50,7 +51,8 @@ def _make_outer_tile(nvec: int):
         MR x NR block at (i0, j0). All three share one float dtype.
         """
         tile_a = a.ravel()[a_off + a_rs * np.arange(MR)[:, None] + a_ps * np.arange(k)]
-        c[i0:i0 + MR, j0:j0 + bp.shape[1]] = (tile_a[:, :, None] * bp[None, :k]).sum(axis=1)
+        tile = (tile_a[:, :, None] * bp[None, :k]).sum(axis=1)
+        c[i0:i0 + MR, j0:j0 + bp.shape[1]] = c[i0:i0 + MR, j0:j0 + bp.shape[1]] + tile if accumulate else tile
 
     @intrinsic
     def _outer_tile(typingctx, a, a_off, a_rs, a_ps, bp, k, c, i0, j0):
@@ -58,7 +60,8 @@ def _make_outer_tile(nvec: int):
         if not all(isinstance(x, types.Array) and x.layout == "C" for x in (a, bp, c)):
             return None
         ints = (types.intp,) * 3
-        return types.none(a, *ints, bp, types.intp, c, types.intp, types.intp), _outer_tile_codegen(c.dtype, nvec)
+        signature = types.none(a, *ints, bp, types.intp, c, types.intp, types.intp)
+        return signature, _outer_tile_codegen(c.dtype, nvec, accumulate)
 
     @overload(outer_tile, inline="always")
     def _outer_tile_impl(a, a_off, a_rs, a_ps, bp, k, c, i0, j0):
@@ -67,8 +70,9 @@ def _make_outer_tile(nvec: int):
     return outer_tile
 
 
-def _outer_tile_codegen(dtype, nvec: int):
-    """LLVM IR for `outer_tile`: MR * nvec vector accumulators, a k loop of broadcast-FMAs, one store."""
+def _outer_tile_codegen(dtype, nvec: int, accumulate: bool = False):
+    """LLVM IR for `outer_tile`: MR * nvec vector accumulators (zeros, or C's tile when `accumulate`),
+    a k loop of broadcast-FMAs, one store."""
     itemsize = dtype.bitwidth // 8
     lanes = VECTOR_BYTES // itemsize      # elements per vector register
     nr = nvec * lanes                     # columns of the tile (NR)
@@ -88,8 +92,17 @@ def _outer_tile_codegen(dtype, nvec: int):
         def vector_at(base, offset):
             return builder.bitcast(builder.gep(base, [offset]), vty.as_pointer())
 
-        # MR * nvec accumulators; allocas of whole vectors, which LLVM promotes to registers
+        # MR * nvec accumulators; allocas of whole vectors, which LLVM promotes to registers.
+        # The tile's row r is c.flat[(i0 + r) * ldc + j0 ...].
+        ldc = builder.extract_value(c_arr.shape, 1)
+        c_rows = [builder.gep(c_arr.data, [builder.add(builder.mul(builder.add(i0_v, i64(r)), ldc), j0_v)])
+                  for r in range(MR)]
         acc = [cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(MR * nvec)]
+        if accumulate:
+            for r in range(MR):
+                for v in range(nvec):
+                    builder.store(builder.load(vector_at(c_rows[r], i64(v * lanes)), align=itemsize),
+                                  acc[r * nvec + v])
         with cgutils.for_range(builder, k_v) as loop:     # step p: one outer product A[:, p] B[p, :]
             p = loop.index
             b_row = builder.gep(b_data, [builder.mul(p, i64(nr))])
@@ -101,12 +114,10 @@ def _outer_tile_codegen(dtype, nvec: int):
                 for v in range(nvec):
                     y = acc[r * nvec + v]
                     builder.store(builder.call(fma, [a_splat, b[v], builder.load(y)]), y)
-        # the finished tile goes to C once, row r at c.flat[(i0 + r) * ldc + j0]
-        ldc = builder.extract_value(c_arr.shape, 1)
+        # the finished tile goes to C once
         for r in range(MR):
-            c_row = builder.gep(c_arr.data, [builder.add(builder.mul(builder.add(i0_v, i64(r)), ldc), j0_v)])
             for v in range(nvec):
-                builder.store(builder.load(acc[r * nvec + v]), vector_at(c_row, i64(v * lanes)), align=itemsize)
+                builder.store(builder.load(acc[r * nvec + v]), vector_at(c_rows[r], i64(v * lanes)), align=itemsize)
         return context.get_dummy_value()
 
     return codegen
@@ -114,6 +125,7 @@ def _outer_tile_codegen(dtype, nvec: int):
 
 outer_tile = _make_outer_tile(NVEC)       # the main kernel: MR rows x 2 vectors
 outer_tile_narrow = _make_outer_tile(1)   # for n <= one vector (e.g. n = 16 in float32)
+outer_tile_add = _make_outer_tile(NVEC, accumulate=True)   # C += A B (the attention kernels' accumulations)
 
 
 @njit(cache=True, error_model=ERROR_MODEL)

@@ -1,17 +1,22 @@
 """Benchmark cases for the fused attention kernels: fused (Numba) vs unfused (numpy, materialised T x T) vs
-PyTorch's `scaled_dot_product_attention`, forward and forward+backward, plus the peak extra memory of each."""
+PyTorch's `scaled_dot_product_attention`, forward and forward+backward, plus the peak extra memory of each;
+and the whole `nn.SelfAttention` layer (projections included) forward+backward against the same layer in PyTorch
+(three bias-free Linear projections and SDPA)."""
 
 import math
 import tracemalloc
 
 import numpy as np
 
+import tinygrad_attn as ta
+from tinygrad_attn import nn
 from tinygrad_attn.kernels import attention, attention_reference
 
 from .case import BenchCase
 
 SHAPES = [(32, 64, 32), (16, 256, 64), (4, 2048, 64)]   # (BH, T, d), d = dv
 CAUSAL_SHAPE = (16, 256, 64)
+LAYER_SHAPES = [(8, 64, 64), (4, 256, 64)]              # (B, T, d_model) of the SelfAttention layer cases
 
 
 def _inputs(bh: int, t: int, d: int, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -53,6 +58,59 @@ def _torch_impls(q, k, v, do, causal: bool) -> tuple | None:
     return forward, forward_backward
 
 
+def _layer_inputs(b: int, t: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((b, t, d)).astype(np.float32), rng.standard_normal((b, t, d)).astype(np.float32)
+
+
+def _layer_ours(b: int, t: int, d: int):
+    """One forward+backward of nn.SelfAttention(d) on x [B, T, d] (x requires grad too, as inside a model)."""
+    ta.manual_seed(0)
+    layer = nn.SelfAttention(d)
+    x_np, g = _layer_inputs(b, t, d)
+    x = ta.Tensor(x_np, requires_grad=True)
+    params = [x, *layer.parameters()]
+
+    def step():
+        for p in params:
+            p.grad = None
+        layer(x).backward(g)
+    return step
+
+
+def _layer_torch(b: int, t: int, d: int):
+    """The same layer in PyTorch: three bias-free Linear projections and SDPA, or None without torch."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    w_q, w_k, w_v = (torch.nn.Linear(d, d, bias=False) for _ in range(3))
+    x_np, g_np = _layer_inputs(b, t, d)
+    x, g = torch.from_numpy(x_np).requires_grad_(True), torch.from_numpy(g_np)
+    params = [x, w_q.weight, w_k.weight, w_v.weight]
+
+    def step():
+        for p in params:
+            p.grad = None
+        F.scaled_dot_product_attention(w_q(x), w_k(x), w_v(x)).backward(g)
+    return step
+
+
+def layer_cases() -> list[BenchCase]:
+    """nn.SelfAttention forward+backward at the LAYER_SHAPES, ours (numba backend) vs PyTorch."""
+    out = []
+    for b, t, d in LAYER_SHAPES:
+        impls = {"numba": _layer_ours(b, t, d)}
+        theirs = _layer_torch(b, t, d)
+        if theirs is not None:
+            impls["torch"] = theirs
+        flops = 3.5 * 4.0 * b * t * t * d + 3 * 3 * 2.0 * b * t * d * d   # attention + 3 projections, fwd+bwd
+        out.append(BenchCase("attention", f"SelfAttention forward+backward B={b} T={t} d={d}", impls, flops=flops))
+    return out
+
+
 def cases(quick: bool = False) -> list[BenchCase]:
     """Forward and forward+backward for each shape (float32, non-causal) and one causal shape; `quick` drops
     the T = 2048 shape (the unfused reference needs about 200 MB and a second per call there)."""
@@ -71,7 +129,7 @@ def cases(quick: bool = False) -> list[BenchCase]:
                 impls["torch"] = torch_fns[i]
             name = f"sdpa {what} BH={bh} T={t} d={d}" + (" causal" if causal else "")
             out.append(BenchCase("attention", name, impls, flops=flops * mult))
-    return out
+    return out + layer_cases()
 
 
 def peak_memory(bh: int = 4, t: int = 2048, d: int = 64) -> dict[str, int]:
