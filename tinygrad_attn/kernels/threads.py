@@ -1,0 +1,75 @@
+"""The thread policy: whether one kernel call runs on Numba's thread pool, decided by the work in it.
+
+A parallel kernel call costs a fixed price on top of its work: the workers are woken (5-50 us when
+they sleep), and the call ends at a barrier that waits for the slowest worker. On a machine where
+another process holds a core, the worker sharing that core may wait for a scheduler slice (several
+ms) before it even starts: the tiny-transformer step once ran 7x slower beside `while True: pass`,
+with threads spinning between kernels. So a call goes to the thread pool only when
+
+1. the user allows more than one thread (`numba.get_num_threads()`, e.g. `NUMBA_NUM_THREADS=1`);
+2. its estimated single-thread time `work_ns` is at least `MIN_PARALLEL_NS` (100 us): long enough
+   that waking the workers is a small part of it. Each kernel wrapper estimates `work_ns` from its
+   sizes (e.g. `matmul`: multiply-adds x `MATMUL_NS_PER_MAC`; see `fast.py`), not from a fixed
+   element count: a 512-column softmax row costs more than a 512-element Adam slice;
+3. threads have not just failed to pay. `run` times every parallel call; one that took longer than
+   its single-thread estimate (the workers were stalled: a busy core, or an oversubscribed
+   machine) turns threads off for `BACKOFF_S` seconds, doubling up to `MAX_BACKOFF_S` while they
+   keep failing, back to the start after a call that pays. A busy machine therefore costs at most
+   one slow call per back-off period instead of one per kernel.
+
+How workers wait between calls is a process-wide setting of the OpenMP runtime, so importing the
+package leaves it alone; `runtime.tune_process()` (which the `tinygrad-attn` command calls) makes
+them wait passively. This module only decides per call, and holds no thread pool of its own.
+
+`run(serial, parallel, work_ns, *args)` is the one entry point the kernel wrappers use; another kernel
+module (e.g. attention.py) can adopt the policy the same way, or call `use_threads` / `record` itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numba
+
+MIN_PARALLEL_NS = 100_000      # single-thread work (ns) below which a call stays on the calling thread
+BACKOFF_S = 0.1                # threads off this long after a parallel call that did not pay ...
+MAX_BACKOFF_S = 2.0            # ... doubling while they keep failing, up to this
+
+_state = {"off_until": 0.0, "backoff": BACKOFF_S}
+
+
+def use_threads(work_ns: float) -> bool:
+    """True if a kernel call of about `work_ns` single-thread nanoseconds should run on the thread pool."""
+    return (work_ns >= MIN_PARALLEL_NS and numba.get_num_threads() > 1
+            and time.perf_counter() >= _state["off_until"])
+
+
+def record(work_ns: float, elapsed_s: float) -> None:
+    """Report a parallel call's wall time; one slower than its single-thread estimate backs threads off."""
+    if elapsed_s * 1e9 > work_ns:
+        _state["off_until"] = time.perf_counter() + _state["backoff"]
+        _state["backoff"] = min(MAX_BACKOFF_S, 2 * _state["backoff"])
+    else:
+        _state["backoff"] = BACKOFF_S
+
+
+def run(serial: Callable, parallel: Callable, work_ns: float, *args):
+    """`parallel(*args)` if threads pay for `work_ns` of work (timed, and `record`ed), else `serial(*args)`."""
+    if not use_threads(work_ns):
+        return serial(*args)
+    t0 = time.perf_counter()
+    out = parallel(*args)
+    record(work_ns, time.perf_counter() - t0)
+    return out
+
+
+def describe() -> str:
+    """One line for benchmark headers: the policy and the state of the thread pool's waiting."""
+    import os
+    wait = os.environ.get("OMP_WAIT_POLICY") or (f"GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}"
+                                                  if "GOMP_SPINCOUNT" in os.environ else "OpenMP default")
+    layer = numba.config.THREADING_LAYER
+    return (f"{numba.get_num_threads()} Numba threads (layer {layer}), a call goes parallel above "
+            f"{MIN_PARALLEL_NS / 1e3:.0f} us of estimated work, backs off {BACKOFF_S}-{MAX_BACKOFF_S} s "
+            f"when threads do not pay; OpenMP wait: {wait}")
