@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from .fastexp import fexp
-from .flags import ERROR_MODEL, FASTMATH, FASTMATH_ORDERED
+from .flags import ERROR_MODEL, FASTMATH_ORDERED
 from .rowmax import row_max
 from .softmax import row_shift_logsum
 

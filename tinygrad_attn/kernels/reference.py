@@ -35,7 +35,8 @@ def _shift_logsum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = np.max(x, axis=-1, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
     shifted = x - m
-    return m, shifted, np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    with np.errstate(divide="ignore"):                      # a row of all -inf: log 0 = -inf
+        return m, shifted, np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
