@@ -105,7 +105,8 @@ def test_freed_arrays_are_reused_without_page_faults():
 
 @pytest.fixture
 def fresh_policy(monkeypatch):
-    monkeypatch.setattr(threads, "_state", {"off_until": 0.0, "backoff": threads.BACKOFF_S})
+    monkeypatch.setattr(threads, "_state", {"off_until": 0.0, "backoff": threads.BACKOFF_S,
+                                            "min_ns": threads.MIN_PARALLEL_NS})
     monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 2)
     return threads._state
 
@@ -115,6 +116,21 @@ def test_threads_only_for_enough_work(fresh_policy, monkeypatch):
     assert threads.use_threads(threads.MIN_PARALLEL_NS)
     monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 1)   # NUMBA_NUM_THREADS=1 / set_num_threads(1)
     assert not threads.use_threads(10 * threads.MIN_PARALLEL_NS)
+
+
+def test_threshold_follows_the_wait_policy(monkeypatch):
+    monkeypatch.setattr(threads, "_state", {"off_until": 0.0, "backoff": threads.BACKOFF_S, "min_ns": None})
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS_SPINNING        # libgomp's default: long spins
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS_SPINNING        # decided once ...
+    threads.refresh()
+    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS                 # ... until refreshed
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    for spin, passive in (("1000", True), ("300000", False), ("x", False)):
+        monkeypatch.setenv("GOMP_SPINCOUNT", spin)
+        assert threads.waits_passively() is passive
 
 
 def test_threads_back_off_when_they_do_not_pay(fresh_policy, monkeypatch):

@@ -21,6 +21,9 @@ SUBCOMMANDS = {  # name: (module, function, one-line help)
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS:
+        if argv[0] != "bench":                  # (bench makes the call itself, unless --no-tune)
+            from tinygrad_attn.kernels import tune_process
+            tune_process()                      # this process is ours: passive OpenMP waits, malloc thresholds
         module, function, _ = SUBCOMMANDS[argv[0]]
         return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
     parser = argparse.ArgumentParser(prog="tinygrad-attn", description="See and verify backprop through "

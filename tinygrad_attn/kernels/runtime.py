@@ -31,6 +31,8 @@ import ctypes.util
 import os
 import sys
 
+from . import threads
+
 MMAP_THRESHOLD = 32 << 20          # glibc's own ceiling for its dynamic threshold
 TRIM_THRESHOLD = 256 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3     # mallopt parameter numbers from <malloc.h>
@@ -72,4 +74,20 @@ def tune_process() -> dict[str, bool]:
     Returns what was applied: {"openmp_passive": ..., "malloc_thresholds": ...}; False where the user's
     own setting was kept, the call came too late, or the platform has no such setting.
     """
-    return {"openmp_passive": configure_openmp(), "malloc_thresholds": configure_malloc()}
+    applied = {"openmp_passive": configure_openmp(), "malloc_thresholds": configure_malloc()}
+    threads.refresh()                     # the thread policy's threshold depends on the wait policy
+    return applied
+
+
+def cache_dir() -> str:
+    """The folder where Numba keeps the compiled kernels (`cache=True`): NUMBA_CACHE_DIR's, or __pycache__."""
+    from .matmul import matmul_serial
+    return str(matmul_serial._cache._cache_path)
+
+
+def cache_is_cold() -> bool:
+    """True if no kernel has been compiled into `cache_dir()` yet (the first run will compile them)."""
+    try:
+        return not any(name.endswith(".nbi") for name in os.listdir(cache_dir()))
+    except OSError:
+        return True

@@ -7,10 +7,14 @@ ms) before it even starts: the tiny-transformer step once ran 7x slower beside `
 with threads spinning between kernels. So a call goes to the thread pool only when
 
 1. the user allows more than one thread (`numba.get_num_threads()`, e.g. `NUMBA_NUM_THREADS=1`);
-2. its estimated single-thread time `work_ns` is at least `MIN_PARALLEL_NS` (100 us): long enough
-   that waking the workers is a small part of it. Each kernel wrapper estimates `work_ns` from its
-   sizes (e.g. `matmul`: multiply-adds x `MATMUL_NS_PER_MAC`; see `fast.py`), not from a fixed
-   element count: a 512-column softmax row costs more than a 512-element Adam slice;
+2. its estimated single-thread time `work_ns` is at least `MIN_PARALLEL_NS` (100 us) when the
+   workers wait passively (`OMP_WAIT_POLICY=passive`, as `runtime.tune_process()` sets, or a small
+   `GOMP_SPINCOUNT`): long enough that waking them is a small part of it. Otherwise libgomp's
+   workers spin for milliseconds after every parallel call, taking a core from whatever else runs
+   (our own main thread included, when another job holds the other core), so only calls of at least
+   `MIN_PARALLEL_NS_SPINNING` (2 ms) go parallel: few enough that the spinning costs little.
+   Each kernel wrapper estimates `work_ns` from its sizes (e.g. `matmul`: multiply-adds x
+   `fast.MATMUL_NS`), not from a fixed element count: a softmax element costs more than an Adam one;
 3. threads have not just failed to pay. `run` times every parallel call; one that took longer than
    its single-thread estimate (the workers were stalled: a busy core, or an oversubscribed
    machine) turns threads off for `BACKOFF_S` seconds, doubling up to `MAX_BACKOFF_S` while they
@@ -27,21 +31,46 @@ module (e.g. attention.py) can adopt the policy the same way, or call `use_threa
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
 import numba
 
-MIN_PARALLEL_NS = 100_000      # single-thread work (ns) below which a call stays on the calling thread
+MIN_PARALLEL_NS = 100_000      # single-thread work (ns) below which a call stays on the calling thread ...
+MIN_PARALLEL_NS_SPINNING = 2_000_000   # ... when OpenMP's workers spin between calls (no passive wait policy)
+PASSIVE_SPINCOUNT = 10_000     # a GOMP_SPINCOUNT up to this counts as passive (~0.1 ms of spinning)
 BACKOFF_S = 0.1                # threads off this long after a parallel call that did not pay ...
 MAX_BACKOFF_S = 2.0            # ... doubling while they keep failing, up to this
 
-_state = {"off_until": 0.0, "backoff": BACKOFF_S}
+_state = {"off_until": 0.0, "backoff": BACKOFF_S, "min_ns": None}
+
+
+def waits_passively() -> bool:
+    """Whether Numba's OpenMP workers sleep soon after a parallel call (from the environment libgomp reads)."""
+    if os.environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive":
+        return True
+    try:
+        return int(os.environ["GOMP_SPINCOUNT"]) <= PASSIVE_SPINCOUNT
+    except (KeyError, ValueError):
+        return False
+
+
+def min_parallel_ns() -> float:
+    """The work threshold in force (decided on first use, after `runtime.tune_process()` if it is called)."""
+    if _state["min_ns"] is None:
+        _state["min_ns"] = MIN_PARALLEL_NS if waits_passively() else MIN_PARALLEL_NS_SPINNING
+    return _state["min_ns"]
+
+
+def refresh() -> None:
+    """Forget the threshold decided so far (called when the wait policy is set)."""
+    _state["min_ns"] = None
 
 
 def use_threads(work_ns: float) -> bool:
     """True if a kernel call of about `work_ns` single-thread nanoseconds should run on the thread pool."""
-    return (work_ns >= MIN_PARALLEL_NS and numba.get_num_threads() > 1
+    return (work_ns >= (_state["min_ns"] or min_parallel_ns()) and numba.get_num_threads() > 1
             and time.perf_counter() >= _state["off_until"])
 
 
@@ -66,10 +95,9 @@ def run(serial: Callable, parallel: Callable, work_ns: float, *args):
 
 def describe() -> str:
     """One line for benchmark headers: the policy and the state of the thread pool's waiting."""
-    import os
     wait = os.environ.get("OMP_WAIT_POLICY") or (f"GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}"
                                                   if "GOMP_SPINCOUNT" in os.environ else "OpenMP default")
     layer = numba.config.THREADING_LAYER
     return (f"{numba.get_num_threads()} Numba threads (layer {layer}), a call goes parallel above "
-            f"{MIN_PARALLEL_NS / 1e3:.0f} us of estimated work, backs off {BACKOFF_S}-{MAX_BACKOFF_S} s "
+            f"{min_parallel_ns() / 1e3:.0f} us of estimated work, backs off {BACKOFF_S}-{MAX_BACKOFF_S} s "
             f"when threads do not pay; OpenMP wait: {wait}")
