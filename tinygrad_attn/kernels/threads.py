@@ -16,8 +16,9 @@ with threads spinning between kernels. So a call goes to the thread pool only wh
    Each kernel wrapper estimates `work_ns` from its sizes (e.g. `matmul`: multiply-adds x
    `fast.MATMUL_NS`), not from a fixed element count: a softmax element costs more than an Adam one;
 3. threads have not just failed to pay. `run` times every parallel call; one that took longer than
-   its single-thread estimate (the workers were stalled: a busy core, or an oversubscribed
-   machine) turns threads off for `BACKOFF_S` seconds, doubling up to `MAX_BACKOFF_S` while they
+   `STALL_FACTOR` (1.5) times its single-thread estimate (the workers were stalled: a busy core, or
+   an oversubscribed machine; the margin keeps a machine that is merely slower than the estimates
+   assume from counting as stalled) turns threads off for `BACKOFF_S` seconds, doubling up to `MAX_BACKOFF_S` while they
    keep failing, back to the start after a call that pays. A busy machine therefore costs at most
    one slow call per back-off period instead of one per kernel.
 
@@ -40,6 +41,7 @@ import numba
 MIN_PARALLEL_NS = 100_000      # single-thread work (ns) below which a call stays on the calling thread ...
 MIN_PARALLEL_NS_SPINNING = 2_000_000   # ... when OpenMP's workers spin between calls (no passive wait policy)
 PASSIVE_SPINCOUNT = 10_000     # a GOMP_SPINCOUNT up to this counts as passive (~0.1 ms of spinning)
+STALL_FACTOR = 1.5             # a parallel call slower than this times its single-thread estimate did not pay
 BACKOFF_S = 0.1                # threads off this long after a parallel call that did not pay ...
 MAX_BACKOFF_S = 2.0            # ... doubling while they keep failing, up to this
 
@@ -75,8 +77,9 @@ def use_threads(work_ns: float) -> bool:
 
 
 def record(work_ns: float, elapsed_s: float) -> None:
-    """Report a parallel call's wall time; one slower than its single-thread estimate backs threads off."""
-    if elapsed_s * 1e9 > work_ns:
+    """Report a parallel call's wall time; one slower than STALL_FACTOR x its single-thread estimate backs
+    threads off."""
+    if elapsed_s * 1e9 > STALL_FACTOR * work_ns:
         _state["off_until"] = time.perf_counter() + _state["backoff"]
         _state["backoff"] = min(MAX_BACKOFF_S, 2 * _state["backoff"])
     else:
