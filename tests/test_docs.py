@@ -108,6 +108,44 @@ def test_scaling_by_sqrt_dk_keeps_scores_at_unit_size():
         assert abs(raw.var() / d_k - 1) < 0.06                 # Var(q . k) = d_k
         assert abs((raw / math.sqrt(d_k)).var() - 1) < 0.06    # Var(q . k / sqrt(d_k)) = 1
 
+    # backward: S = c R gives dR = c dS, on the bare Mul ...
+    c = 1 / math.sqrt(7)
+    R = ta.Tensor(rng.standard_normal((3, 5, 5)), requires_grad=True)
+    dS = rng.standard_normal((3, 5, 5))
+    (R * c).backward(dS)
+    np.testing.assert_allclose(R.grad, c * dS, rtol=1e-12)
+    # ... and inside SelfAttention, where R = Q K^T: dQ = dR K = c dS K and dK = dR^T Q = c dS^T Q
+    layer = nn.SelfAttention(6, d_k=7, keep_intermediates=True).to(np.float64)
+    x = ta.Tensor(rng.standard_normal((2, 5, 6)))
+    out = layer(x)
+    kept = layer.intermediates
+    for name in "QKS":
+        kept[name].retain_grad()
+    out.backward(rng.standard_normal(out.shape))
+    assert layer.scale == c
+    Q, K, dS = kept["Q"].data, kept["K"].data, kept["S"].grad
+    np.testing.assert_allclose(kept["Q"].grad, c * dS @ K, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(kept["K"].grad, c * dS.transpose(0, 2, 1) @ Q, rtol=1e-9, atol=1e-12)
+
+
+def test_a_fully_masked_row_against_pytorch():
+    """Ours: zeros, fused or op by op. PyTorch 2.13: SDPA gives zeros, softmax of an all -inf row gives NaN."""
+    torch = pytest.importorskip("torch")
+    import tinygrad_attn.functional as F
+
+    rng = np.random.default_rng(0)
+    q, k, v = rng.standard_normal((3, 4, 3))
+    mask = np.tril(np.ones((4, 4), dtype=bool))
+    mask[2] = False                                            # query 2 may attend nothing
+    ours = F.scaled_dot_product_attention(ta.Tensor(q), ta.Tensor(k), ta.Tensor(v), mask=mask).data
+    ours_op_by_op = ta.Tensor(q @ k.T).masked_fill(~mask, -math.inf).softmax(axis=-1).data
+    theirs = torch.nn.functional.scaled_dot_product_attention(*(torch.tensor(a) for a in (q, k, v)),
+                                                               attn_mask=torch.tensor(mask)).numpy()
+    theirs_softmax = torch.softmax(torch.tensor(q @ k.T).masked_fill(~torch.tensor(mask), -math.inf), -1).numpy()
+    assert np.all(ours[2] == 0) and np.all(ours_op_by_op[2] == 0)
+    assert np.all(theirs[2] == 0) and np.isnan(theirs_softmax[2]).all()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-12)
+
 
 def test_multi_head_gradients_follow_the_derivation():
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tinygrad_attn"
 ENGINE = ("function", "ops", "tensor", "backend")
-ABOVE_ENGINE = ("functional", "nn", "optim", "serialization", "viz", "cli")
+ABOVE_ENGINE = ("functional", "nn", "optim", "serialization", "torch_bridge", "viz", "cli")
 
 
 def _module_name(path: Path) -> str:

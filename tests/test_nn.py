@@ -263,3 +263,57 @@ def test_layer_checks_registry(check, backend):
     inputs = check.make_inputs()
     assert all(t.dtype == np.float64 for t in inputs if t.requires_grad)
     assert ta.gradcheck(check.fn, inputs)
+
+
+# ----------------------------------------------------------------------------- ModuleList
+
+
+class Stack(nn.Module):
+    """Layers held in a ModuleList and applied in order by this module's own forward."""
+
+    def __init__(self, sizes):
+        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(sizes, sizes[1:])])
+        self.norm = nn.LayerNorm(sizes[-1])
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x).tanh()
+        return self.norm(x)
+
+
+def test_module_list_names_index_iterate_and_append():
+    a, b, c = nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1, bias=False)
+    mods = nn.ModuleList([a, b])
+    assert len(mods) == 2 and mods[0] is a and mods[-1] is b and list(mods) == [a, b]
+    assert mods.append(c) is mods and len(mods) == 3 and mods[2] is c
+    assert [n for n, _ in mods.named_parameters()] == ["0.weight", "0.bias", "2.weight"]
+    assert list(mods[1:]) == [b, c] and isinstance(mods[1:], nn.ModuleList)
+    assert len(nn.ModuleList()) == 0 and list(nn.ModuleList(m for m in [a])) == [a]   # empty, any iterable
+    assert nn.ModuleList().extend([a, c])[1] is c
+    assert isinstance(nn.Sequential(a, b)[:1], nn.Sequential)
+    with pytest.raises(TypeError, match="ModuleList: argument 1 is a int, not a Module"):
+        nn.ModuleList([a, 3])
+    with pytest.raises(TypeError, match=r"ModuleList: expected an iterable of Modules, got Linear \(write ModuleList"):
+        nn.ModuleList(a)
+    with pytest.raises(NotImplementedError, match="ModuleList has no forward"):
+        mods(ta.zeros(2))
+
+
+def test_module_list_in_a_model(backend, rng):
+    model = Stack([4, 5, 3]).to(np.float64)
+    assert [n for n, _ in model.named_parameters()] == ["layers.0.weight", "layers.0.bias", "layers.1.weight",
+                                                       "layers.1.bias", "norm.weight", "norm.bias"]
+    model.eval()
+    assert all(m.training is False for m in model.layers)      # train/eval reach into the list
+    state = model.state_dict()
+    fresh = Stack([4, 5, 3]).to(np.float64)
+    fresh.load_state_dict(state)
+    x = leaf(rng, 2, 7, 4)
+    np.testing.assert_array_equal(fresh(x).data, model(x).data)
+    assert ta.gradcheck(lambda x, *ps: model(x), [x, *model.parameters()])
+    optim.SGD(model.parameters(), lr=0.1)                      # the list's parameters are the model's
+
+
+def test_module_list_of_one_edge_size_gradcheck(backend, rng):
+    model = Stack([1, 1]).to(np.float64)
+    assert ta.gradcheck(lambda x, *ps: model(x), [leaf(rng, 3, 1), *model.parameters()])

@@ -1,6 +1,8 @@
 """Optimizers on a known quadratic: each step against the published update rule written out here,
 and (when PyTorch is installed) against torch.optim on the same problem."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -163,3 +165,72 @@ def test_clip_grad_norm_matches_torch():
 def test_optimizer_argument_errors(make, message):
     with pytest.raises((ValueError, TypeError), match=message):
         make()
+
+
+# ----------------------------------------------------------------------------- misuse that used to pass silently
+
+
+@pytest.mark.parametrize("make", [optim.SGD, optim.Adam, optim.AdamW], ids=lambda m: m.__name__)
+def test_a_single_parameter_is_refused_naming_the_optimizer(make):
+    p = nn.Parameter(np.ones((3, 2)))
+    with pytest.raises(TypeError, match=rf"{make.__name__}: params must be an iterable of Parameters, got a single "
+                                        r"Parameter of shape \(3, 2\); wrap it in a list"):
+        make(p, lr=0.1)
+    make([p], lr=0.1)                                          # the list form works
+
+
+@pytest.mark.parametrize("make", [optim.SGD, optim.Adam, optim.AdamW], ids=lambda m: m.__name__)
+def test_a_module_is_refused_pointing_at_parameters(make):
+    message = rf"{make.__name__}: .*got the module Sequential; pass Sequential.parameters\(\)"
+    with pytest.raises(TypeError, match=message):
+        make(nn.Sequential(nn.Linear(2, 2)), lr=0.1)           # a Sequential is iterable: it must not be taken apart
+
+
+@pytest.mark.parametrize("lr, error", [("0.1", TypeError), (None, TypeError), (True, TypeError),
+                                       (float("nan"), ValueError), (-0.1, ValueError)], ids=repr)
+def test_lr_must_be_a_number_at_least_zero(lr, error):
+    for make in (optim.SGD, optim.Adam, optim.AdamW):
+        with pytest.raises(error, match=rf"{make.__name__}: lr must be .*got {re.escape(repr(lr))}"):
+            make([nn.Parameter([1.0])], lr=lr)
+    assert optim.SGD([nn.Parameter([1.0])], lr=np.float32(0.5)).lr == 0.5   # numpy numbers are numbers
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1), lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps), lambda ps: optim.AdamW(ps)],
+                         ids=["sgd", "sgd-momentum", "adam", "adamw"])
+def test_step_refuses_a_grad_of_the_wrong_shape_and_changes_nothing(make):
+    a, b = nn.Parameter(np.ones(3)), nn.Parameter(np.ones((2, 3)))
+    opt = make([a, b])
+    name = type(opt).__name__
+    a.grad, b.grad = np.ones(3), np.ones(3)                    # b's grad broadcasts to (2, 3): Adam used to accept it
+    message = rf"{name}.step: parameter 1 has shape \(2, 3\) but its .grad has shape \(3,\)"
+    with pytest.raises(ValueError, match=message):
+        opt.step()
+    np.testing.assert_array_equal(a.data, np.ones(3))          # checked before any update
+    b.grad = np.ones((2, 3), np.float32)
+    with pytest.raises(TypeError, match=rf"{name}.step: parameter 1 \(shape \(2, 3\)\) has dtype float64 but its "
+                                        r".grad has dtype float32"):
+        opt.step()
+
+
+def test_clip_grad_norm_takes_a_single_tensor_like_pytorch():
+    p = nn.Parameter(np.zeros(2))
+    p.grad = np.array([3.0, 4.0])
+    assert optim.clip_grad_norm(p, 1.0) == pytest.approx(5.0)  # used to return 0.0 and clip nothing
+    np.testing.assert_allclose(p.grad, [3 / (5 + 1e-6), 4 / (5 + 1e-6)])
+    q = nn.Parameter(np.zeros(2))
+    q.grad = np.array([3.0, 4.0])
+    assert optim.clip_grad_norm((x for x in [q]), 1.0) == pytest.approx(5.0)   # any iterable, a generator too
+    np.testing.assert_array_equal(p.grad, q.grad)
+
+
+@pytest.mark.parametrize("max_norm, error", [("1", TypeError), (None, TypeError), (-1.0, ValueError),
+                                             (float("nan"), ValueError)], ids=repr)
+def test_clip_grad_norm_max_norm_must_be_a_number_at_least_zero(max_norm, error):
+    with pytest.raises(error, match=rf"clip_grad_norm: max_norm must be .*got {re.escape(repr(max_norm))}"):
+        optim.clip_grad_norm([nn.Parameter([1.0])], max_norm)
+
+
+def test_clip_grad_norm_refuses_a_module():
+    with pytest.raises(TypeError, match=r"clip_grad_norm: .*got the module Linear; pass Linear.parameters\(\)"):
+        optim.clip_grad_norm(nn.Linear(2, 2), 1.0)

@@ -1,11 +1,16 @@
-"""viz: attention heatmaps and loss curves render to PNG; draw_graph's DOT text describes the real graph."""
+"""viz: attention heatmaps and loss curves render to readable PNGs; plot_graph and draw_graph describe the
+real graph."""
+
+import math
 
 import numpy as np
 import pytest
+from figcheck import assert_png, assert_readable, texts
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 import tinygrad_attn as ta
-from tinygrad_attn import viz
+from tinygrad_attn import nn, viz
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -45,6 +50,55 @@ def test_plot_attention_rejects_bad_shapes():
         viz.plot_attention(attention_rows((3, 3)), tokens=["a"])
 
 
+def test_plot_attention_layers_and_heads_grid(tmp_path):
+    fig = viz.plot_attention(attention_rows((2, 2, 6, 6)), tokens=list("abcdef"), title="2 layers x 2 heads",
+                             path=tmp_path / "grid.png")
+    assert_png(tmp_path / "grid.png")
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles == ["layer 0 · head 0", "layer 0 · head 1", "layer 1 · head 0", "layer 1 · head 1"]
+    assert_readable(fig)
+
+
+@pytest.mark.parametrize("T", [3, 8, 32])
+def test_plot_attention_labels_stay_apart_at_any_length(tmp_path, T):
+    tokens = [chr(ord("a") + i % 26) for i in range(T)]
+    fig = viz.plot_attention(attention_rows((2, T, T)), tokens=tokens, title=f"T = {T}", path=tmp_path / "t.png")
+    assert_readable(fig)                                       # in the canvas, and no two tick labels overlap
+    rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    if T > viz.MAX_TICKS:
+        step = math.ceil(T / viz.MAX_TICKS)
+        assert rows == [f"{i} {tokens[i]}" for i in range(0, T, step)]   # thinned, with position and token
+    else:
+        assert rows == tokens
+    assert fig.axes[0].get_xlabel() == "key (attended to)" and fig.axes[0].get_ylabel() == "query (attending)"
+
+
+def test_plot_attention_marks_cells_and_titles_panels():
+    fig = viz.plot_attention(attention_rows((2, 4, 4)), marks=[(0, 1), (1, 2), (2, 3), (3, 0)],
+                             panel_titles=["naive", "learned"], title="the seed's point")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["naive", "learned"]
+    for ax in panels:
+        corners = sorted(p.get_xy() for p in ax.patches if isinstance(p, Rectangle))
+        assert corners == sorted((j - 0.5, i - 0.5) for i, j in [(0, 1), (1, 2), (2, 3), (3, 0)])
+    assert_readable(fig)
+    with pytest.raises(ValueError, match="panel titles"):
+        viz.plot_attention(attention_rows((2, 4, 4)), panel_titles=["one"])
+
+
+def test_plot_attention_steps_one_column_per_step(tmp_path):
+    snapshots = {s: attention_rows((3, 8, 8), seed=s) for s in (0, 5, 20, 100)}
+    fig = viz.plot_attention_steps(snapshots, list("31415926"), ["layer 0 · head 0", "layer 0 · head 1",
+                                                                 "layer 1 · head 0"], title="as training goes",
+                                   path=tmp_path / "steps.png")
+    assert_png(tmp_path / "steps.png")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 12 and [ax.get_title() for ax in panels[:4]] == ["step 0", "step 5", "step 20", "step 100"]
+    np.testing.assert_allclose(panels[5].images[0].get_array(), snapshots[5][1])   # row 1 = head 1, column 1 = step 5
+    assert "layer 1 · head 0" in panels[8].get_ylabel()
+    assert_readable(fig)
+
+
 def test_plot_losses_writes_png(tmp_path):
     steps = 20
     fig = viz.plot_losses(np.linspace(2, 0.1, steps), np.linspace(0.1, 1, steps),
@@ -53,6 +107,25 @@ def test_plot_losses_writes_png(tmp_path):
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 4                                  # loss, its accuracy twin, grad norms, entropy
     assert (tmp_path / "loss.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plot_losses_held_out_beside_batch_loss_one_legend(tmp_path):
+    steps = 30
+    fig = viz.plot_losses(np.linspace(2, 0.1, steps), np.linspace(0.1, 1, steps), held_out=([10, 20, 30], [1.5, 1, .5]),
+                          title="training", path=tmp_path / "loss.png")
+    loss_ax = fig.axes[0]
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["batch loss", "held-out loss"]
+    np.testing.assert_array_equal(loss_ax.get_lines()[1].get_xdata(), [10, 20, 30])
+    legend = [t.get_text() for t in loss_ax.get_legend().get_texts()]
+    assert legend == ["batch loss", "held-out loss", "batch accuracy"]   # covers the twin accuracy axis too
+    assert_readable(fig)
+
+
+def test_plot_self_bias(tmp_path):
+    fig = viz.plot_self_bias([2, 8, 32], [0.7, 0.95, 1.0], [0.6, 0.9, 1.0], T=3, path=tmp_path / "bias.png")
+    assert_png(tmp_path / "bias.png")
+    assert [line.get_label() for line in fig.axes[0].get_lines()][:2] == ["rows where self wins", "mean weight on self"]
+    assert_readable(fig)
 
 
 def test_text_heatmap_shades_by_weight():
@@ -95,6 +168,57 @@ def test_draw_graph_after_backward_explains_the_freed_graph():
     loss.backward()
     with pytest.raises(RuntimeError, match="retain_graph=True"):
         viz.draw_graph(loss)
+
+
+def attention_graph():
+    """The loss of one SelfAttention layer (keep_intermediates), every grad filled, the graph kept."""
+    ta.manual_seed(0)
+    layer = nn.SelfAttention(4, d_k=3, keep_intermediates=True).to(np.float64)
+    x = ta.randn(2, 5, 4, dtype=np.float64)
+    loss = (layer(x) ** 2).mean()
+    for t in layer.intermediates.values():
+        t.retain_grad()
+    loss.backward(retain_graph=True)
+    return layer, loss
+
+
+def test_plot_graph_of_one_attention_layer(tmp_path):
+    layer, loss = attention_graph()
+    fig = viz.plot_graph(loss, params=layer, path=tmp_path / "graph.png")
+    assert_png(tmp_path / "graph.png")
+    boxes = {t.get_text().split("\n")[0]: t for t, _ in texts(fig) if t.get_bbox_patch() is not None}
+    for name in ("W_q", "W_k", "W_v", "Q", "K", "V", "S", "P", "H", "output", "input"):
+        assert name in boxes, name
+    for name, t in [("W_q", layer.W_q), ("S", layer.intermediates["S"]), ("P", layer.intermediates["P"])]:
+        lines = boxes[name].get_text().split("\n")
+        assert lines[1] == f"{t.shape} float64"
+        assert lines[2] == f"mean {t.data.mean():.3g}, std {t.data.std():.3g}"
+        assert lines[3] == f"|grad| {np.linalg.norm(t.grad):.3g}"
+    ops = [t.get_text() for t, _ in texts(fig) if t.get_bbox_patch() is not None
+           and "ellipse" in type(t.get_bbox_patch().get_boxstyle()).__name__.lower()]
+    # Q, K, V, Q K^T and P V are MatMuls; K^T a Permute; the scale and the mean's 1/N are Muls; (.)**2 a Pow
+    assert sorted(ops) == sorted(["MatMul"] * 5 + ["Permute", "Mul", "Mul", "Softmax", "Pow", "Sum"])
+    assert_readable(fig)
+    extents = [t.get_bbox_patch().get_window_extent() for t in boxes.values()]
+    for i, a in enumerate(extents):                            # no box hides another
+        assert not any(a.overlaps(b) for b in extents[i + 1:])
+
+
+def test_plot_graph_rows_follow_topological_depth():
+    a, b, loss = small_graph()
+    fig = viz.plot_graph(loss, params={"a": a, "b": b})
+    y = {t.get_text().split("\n")[0]: t.get_position()[1] for t, _ in texts(fig) if t.get_bbox_patch() is not None}
+    assert y["a"] == y["b"] > y["MatMul"] > y["Relu"] > y["Sum"] > y["output"]
+    layer, loss = attention_graph()
+    named = [t.get_text().split("\n")[0] for t, _ in texts(viz.plot_graph(loss, params=layer.named_parameters()))]
+    assert {"W_q", "W_k", "W_v"} <= set(named) and "S" not in named  # pairs name the parameters only
+
+
+def test_plot_graph_after_backward_explains_the_freed_graph():
+    _, _, loss = small_graph()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="plot_graph.*retain_graph=True"):
+        viz.plot_graph(loss)
 
 
 def test_render_graph_without_graphviz(monkeypatch, tmp_path):

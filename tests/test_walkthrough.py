@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+from figcheck import assert_png, assert_readable, record_figures
 
 from tinygrad_attn import cli
 from tinygrad_attn.cli import walkthrough
@@ -17,17 +18,27 @@ from tinygrad_attn.cli import walkthrough
 NUMBER = r"-?\d+\.\d+(?:e[-+]\d+)?"
 
 
+FIGURES = {}                                                   # png name -> the Figure the run saved there
+
+
+@pytest.fixture(scope="module")
+def figures(run):
+    return FIGURES
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """(stdout split into steps 1..6, output directory) of one quick run with --out."""
+    """(stdout split into steps 1..6, output directory) of one quick run with --out; its figures go to FIGURES."""
     out = tmp_path_factory.mktemp("demo")
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    with contextlib.redirect_stdout(buffer), pytest.MonkeyPatch.context() as patch:
+        figures = record_figures(patch)
         code = walkthrough.main(["--quick", "--out", str(out), "--seed", "3"])
     assert code == 0
     text = buffer.getvalue()
     parts = re.split(r"^Step (\d)/6: .*$", text, flags=re.M)
     assert parts[1::2] == ["1", "2", "3", "4", "5", "6"], "the six steps are printed, in order"
+    FIGURES.update({path.name: fig for path, fig in figures})
     return dict(zip(range(1, 7), parts[2::2])), out
 
 
@@ -119,13 +130,48 @@ def test_step6_fused_softmax_has_the_same_gradient_and_a_smaller_graph(run):
     assert len(diffs) == 2 and max(diffs) < 1e-12
 
 
-def test_out_saves_heatmaps_and_graphs(run):
+def test_out_saves_heatmaps_and_graphs(run, figures):
     _, out = run
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["step1_naive_weights.png", "step3_qkv_weights.png", "step4_before.png",
-                    "step4_naive_after.png", "step4_projections_after.png"]
-    assert all((out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in pngs)
+    assert pngs == ["step1_naive_weights.png", "step2_self_bias.png", "step3_qkv_weights.png", "step4_before.png",
+                    "step4_naive_after.png", "step4_naive_vs_learned.png", "step4_projections_after.png",
+                    "step5_graph.png", "step6_composite_graph.png", "step6_fused_graph.png"]
+    for name in pngs:
+        assert_png(out / name)
+        assert_readable(figures[name])                     # every text inside the canvas, nothing overlapping
     assert (out / "step6_fused_graph.dot").read_text().startswith("digraph")
+
+
+def test_the_seed_figure_marks_the_targets_beside_both_maps(run, figures):
+    steps, _ = run
+    fig = figures["step4_naive_vs_learned.png"]
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 2 and "naive" in panels[0].get_title() and "learned" in panels[1].get_title()
+    naive = float(re.search(rf"naive accuracy: ({NUMBER})", steps[4])[1])
+    assert f"accuracy {naive:.0%}" in panels[0].get_title()
+    T = panels[0].images[0].get_array().shape[0]
+    for ax in panels:                                          # the red boxes sit on (i, i + 1 mod T)
+        marked = sorted((round(p.get_y() + 0.5), round(p.get_x() + 0.5)) for p in ax.patches)
+        assert marked == [(i, (i + 1) % T) for i in range(T)]
+    learned = panels[1].images[0].get_array()
+    assert list(learned.argmax(axis=1)) == [(i + 1) % T for i in range(T)]
+
+
+def test_the_self_bias_plot_shows_the_printed_table(run, figures):
+    steps, _ = run
+    printed = [float(v) / 100 for v in re.findall(r"^\s+\d+\s+(\d+\.\d)%", steps[2], flags=re.M)]
+    line = figures["step2_self_bias.png"].axes[0].get_lines()[0]
+    assert list(line.get_xdata()) == [2, 8, 32, 128]
+    np.testing.assert_allclose(line.get_ydata(), printed, atol=5e-4)   # the table rounds to 0.1%
+
+
+def test_the_graph_of_step5_names_every_intermediate(figures):
+    fig = figures["step5_graph.png"]
+    boxes = [t.get_text().split("\n")[0] for t in fig.axes[0].texts]
+    for name in ("X", "W_q", "W_k", "W_v", "Q", "K", "V", "S", "P", "H", "output"):
+        assert name in boxes
+    grads = [t.get_text() for t in fig.axes[0].texts if t.get_text().startswith("S\n")]
+    assert "|grad|" in grads[0]
 
 
 def test_cli_dispatches_demo(capsys):

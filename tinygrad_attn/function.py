@@ -15,6 +15,7 @@ class Function:
 
     needs_input_grad: tuple[bool, ...] = ()
     parents: tuple = ()
+    site: str | None = None                  # file:line of the forward call, recorded inside ta.detect_anomaly()
 
     def forward(self, *arrays: np.ndarray, **kwargs) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} has no forward")

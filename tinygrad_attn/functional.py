@@ -53,6 +53,21 @@ def relu(x: Tensor) -> Tensor:
     return _float_tensor("relu", x).relu()
 
 
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    return _float_tensor("silu", x).silu()
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else negative_slope * x."""
+    return _float_tensor("leaky_relu", x).leaky_relu(negative_slope)
+
+
+def softplus(x: Tensor) -> Tensor:
+    """ln(1 + e^x), stable for large |x|."""
+    return _float_tensor("softplus", x).softplus()
+
+
 def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
     """y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias over the last axis (population variance).
 
@@ -72,6 +87,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
     Identity when `training` is False or p == 0. The mask is drawn from the package generator.
     """
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dropout: p must be a number, got {p!r} of type {type(p).__name__}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     x = _float_tensor("dropout", x)
@@ -115,35 +132,90 @@ def embedding(indices, weight: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- losses
 
 
-def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None) -> Tensor:
+def _class_targets(op: str, name: str, scores: Tensor, targets, ignore_index) -> tuple[np.ndarray, int]:
+    """Checked class-index targets for scores (N, C) or (B, T, C): (flat int64 targets [N * T], ignore value).
+
+    Each target must be in [0, C) or equal `ignore_index`; the ignore value returned is -1 when there is none
+    (no valid target equals it)."""
+    t = index_array(op, targets)
+    if t.dtype == np.bool_:
+        raise TypeError(f"{op}: targets must be integer class indices, got booleans of shape {t.shape}")
+    if scores.ndim not in (2, 3):
+        raise ValueError(f"{op}: {name} must be (N, C) or (B, T, C), got shape {scores.shape}")
+    if t.shape != scores.shape[:-1]:
+        raise ValueError(f"{op}: {name} of shape {scores.shape} need targets of shape {scores.shape[:-1]}, "
+                         f"got {t.shape}")
+    if ignore_index is not None and (not isinstance(ignore_index, (int, np.integer)) or isinstance(ignore_index, bool)):
+        raise TypeError(f"{op}: ignore_index must be an int or None, got {ignore_index!r}")
+    n_classes = scores.shape[-1]
+    bad = (t < 0) | (t >= n_classes)
+    if ignore_index is not None:
+        bad &= t != ignore_index
+    if np.any(bad):
+        raise ValueError(f"{op}: target {t[bad].flat[0]} is out of range for {n_classes} classes "
+                         f"({name} shape {scores.shape}, targets shape {t.shape})")
+    ignore = -1 if ignore_index is None else int(ignore_index)
+    return np.ascontiguousarray(t.reshape(-1), dtype=np.int64), ignore
+
+
+def _mean_over(total: Tensor, n_kept: int) -> Tensor:
+    """total / n_kept; with nothing kept, nan (as PyTorch) and no gradient anywhere (total is an empty sum)."""
+    return total * (1.0 / n_kept if n_kept else math.nan)
+
+
+def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, label_smoothing: float = 0.0) -> Tensor:
     """Mean over the kept positions of -log softmax(logits)[target].
 
     logits: (N, C) or (B, T, C) (classes on the last axis); targets: integers of shape (N,) or
     (B, T), each in [0, C) or equal to `ignore_index` (those positions add nothing and are not
     counted in the mean). With nothing kept the result is nan, as in PyTorch. One fused op
     (`ops.CrossEntropy`): dlogits = (softmax(logits) - onehot(targets)) / n_kept.
+
+    `label_smoothing` = e in [0, 1], as PyTorch: the target is (1 - e) onehot(t) + e / C everywhere, so
+    loss = (1 - e) * (the loss above) + e * mean over kept positions of -(1/C) sum_c log softmax(logits)_c.
     """
     logits = _float_tensor("cross_entropy", logits, "logits")
-    t = index_array("cross_entropy", targets)
-    if t.dtype == np.bool_:
-        raise TypeError(f"cross_entropy: targets must be integer class indices, got booleans of shape {t.shape}")
-    if logits.ndim not in (2, 3):
-        raise ValueError(f"cross_entropy: logits must be (N, C) or (B, T, C), got shape {logits.shape}")
-    if t.shape != logits.shape[:-1]:
-        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
-                         f"{logits.shape[:-1]}, got {t.shape}")
-    if ignore_index is not None and (not isinstance(ignore_index, (int, np.integer)) or isinstance(ignore_index, bool)):
-        raise TypeError(f"cross_entropy: ignore_index must be an int or None, got {ignore_index!r}")
+    flat, ignore = _class_targets("cross_entropy", "logits", logits, targets, ignore_index)   # [N]
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.integer, np.floating)):
+        raise TypeError(f"cross_entropy: label_smoothing must be a number, got {label_smoothing!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     n_classes = logits.shape[-1]
-    bad = (t < 0) | (t >= n_classes)
-    if ignore_index is not None:
-        bad &= t != ignore_index
-    if np.any(bad):
-        raise ValueError(f"cross_entropy: target {t[bad].flat[0]} is out of range for {n_classes} classes "
-                         f"(logits shape {logits.shape}, targets shape {t.shape})")
-    ignore = -1 if ignore_index is None else int(ignore_index)  # -1: no valid target equals it
-    flat = np.ascontiguousarray(t.reshape(-1), dtype=np.int64)  # [N]
-    return apply(ops.CrossEntropy, logits.reshape(-1, n_classes), targets=flat, ignore_index=ignore)
+    loss = apply(ops.CrossEntropy, logits.reshape(-1, n_classes), targets=flat, ignore_index=ignore)
+    if not label_smoothing:
+        return loss
+    rows = np.flatnonzero(flat != ignore)                      # [n_kept]: the positions that count
+    logp = logits.reshape(-1, n_classes).log_softmax(-1)       # [N, C]
+    uniform = _mean_over(-logp[rows].sum() * (1.0 / n_classes), len(rows))   # cross-entropy against e / C
+    return loss * (1.0 - float(label_smoothing)) + uniform * float(label_smoothing)
+
+
+def nll_loss(log_probs: Tensor, targets, ignore_index: int | None = None) -> Tensor:
+    """Mean over the kept positions of -log_probs[target]: `cross_entropy` after a `log_softmax` of your own.
+
+    log_probs: (N, C) or (B, T, C), classes on the last axis; targets and `ignore_index` as in
+    `cross_entropy` (nothing kept: nan, as PyTorch). The gradient is -1/n_kept at each kept target, 0 elsewhere.
+    """
+    log_probs = _float_tensor("nll_loss", log_probs, "log_probs")
+    flat, ignore = _class_targets("nll_loss", "log_probs", log_probs, targets, ignore_index)     # [N]
+    rows = np.flatnonzero(flat != ignore)                      # [n_kept]
+    picked = log_probs.reshape(-1, log_probs.shape[-1])[rows, flat[rows]]   # [N, C] -> [n_kept]
+    return _mean_over(-picked.sum(), len(rows))
+
+
+def one_hot(indices, num_classes: int) -> Tensor:
+    """out[..., c] = 1.0 where indices[...] == c, else 0.0: float32 of shape (*indices.shape, num_classes),
+    carrying no gradient. Indices must lie in [0, num_classes)."""
+    idx = index_array("one_hot", indices)
+    if idx.dtype == np.bool_:
+        raise TypeError(f"one_hot: indices must be integers, got a boolean array of shape {idx.shape}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"one_hot: num_classes must be an int >= 1, got {num_classes!r}")
+    if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
+        bad = idx[(idx < 0) | (idx >= num_classes)].flat[0]
+        raise ValueError(f"one_hot: index {bad} is out of range for num_classes={num_classes} "
+                         f"(indices shape {idx.shape})")
+    return Tensor(idx[..., None] == np.arange(num_classes), dtype=np.float32)   # [...] -> [..., num_classes]
 
 
 def mse_loss(a: Tensor, b) -> Tensor:

@@ -63,20 +63,49 @@ class Div(Function):
 
 
 class Pow(Function):
-    """out = a ** b;  da = g * b * a^(b-1),  db = g * out * ln(a)  (taken as 0 where a <= 0)."""
+    """out = a ** b;  da = g * b * a^(b-1) (0 where b = 0),  db = g * out * ln(a) (0 where a = 0 and b >= 0).
+
+    The two masks are PyTorch's: d/da a^0 = 0 even at a = 0, and d/db 0^b = 0 for b >= 0 (0^b is flat there);
+    elsewhere the formula stands, so d/db 0^b = -inf for b < 0 and a negative base gives NaN.
+    """
 
     def forward(self, a, b):
-        self.a, self.b, self.out = a, b, a**b
+        with np.errstate(divide="ignore", invalid="ignore"):   # 0^-1 = inf, (-2)^0.5 = nan, silently as PyTorch
+            self.a, self.b, self.out = a, b, a**b
         return self.out
 
     def backward(self, g):
         a, b = self.a, self.b
-        da = unbroadcast(g * b * a ** (b - 1), a.shape) if self.needs_input_grad[0] else None
-        db = None
-        if self.needs_input_grad[1]:
-            log_a = np.log(np.where(a > 0, a, 1))
-            db = unbroadcast(g * self.out * log_a, b.shape)
+        da = db = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs_input_grad[0]:
+                da = unbroadcast(np.where(b == 0, 0, g * b * a ** (b - 1)).astype(g.dtype, copy=False), a.shape)
+            if self.needs_input_grad[1]:
+                flat = (a == 0) & (b >= 0)
+                db = unbroadcast(np.where(flat, 0, g * self.out * np.log(a)).astype(g.dtype, copy=False), b.shape)
         return da, db
+
+
+class Maximum(Function):
+    """out = max(a, b) elementwise;  da = g where a > b, db = g where b > a, g/2 each where a = b (as PyTorch)."""
+
+    pick, beats = staticmethod(np.maximum), staticmethod(np.greater)
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return self.pick(a, b)
+
+    def backward(self, g):
+        share = np.where(self.beats(self.a, self.b), 1.0, np.where(self.a == self.b, 0.5, 0.0)).astype(g.dtype)
+        da = unbroadcast(g * share, self.a.shape) if self.needs_input_grad[0] else None
+        db = unbroadcast(g * (1 - share), self.b.shape) if self.needs_input_grad[1] else None
+        return da, db
+
+
+class Minimum(Maximum):
+    """out = min(a, b) elementwise; the gradient goes to the smaller input, halved at ties."""
+
+    pick, beats = staticmethod(np.minimum), staticmethod(np.less)
 
 
 class Where(Function):
@@ -161,6 +190,51 @@ class Tanh(Function):
         return g * (1 - self.out * self.out)
 
 
+class Sin(Function):
+    """out = sin a;  da = g * cos a."""
+
+    def forward(self, a):
+        self.a = a
+        return np.sin(a)
+
+    def backward(self, g):
+        return g * np.cos(self.a)
+
+
+class Cos(Function):
+    """out = cos a;  da = -g * sin a."""
+
+    def forward(self, a):
+        self.a = a
+        return np.cos(a)
+
+    def backward(self, g):
+        return -g * np.sin(self.a)
+
+
+class Softplus(Function):
+    """out = ln(1 + e^a) = logaddexp(0, a) (no overflow at any a);  da = g * sigmoid(a)."""
+
+    def forward(self, a):
+        self.a = a
+        return np.logaddexp(0, a).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        e = np.exp(-np.abs(self.a))                            # sigmoid(a), stable for large |a|
+        return g * np.where(self.a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Cast(Function):
+    """out = a converted to another float dtype;  da = g converted back to a's dtype."""
+
+    def forward(self, a, dtype):
+        self.dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.dtype)
+
+
 class Sigmoid(Function):
     """out = 1 / (1 + e^-a);  da = g * out * (1 - out)."""
 
@@ -214,9 +288,11 @@ class Sum(Function):
 class Max(Function):
     """out = max of a over `axis`;  da = g at the places that hold the max, shared equally between ties."""
 
+    reduce = staticmethod(np.max)
+
     def forward(self, a, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
-        out = a.max(axis=axis, keepdims=True)
+        out = self.reduce(a, axis=axis, keepdims=True)
         self.winners = a == out                                 # [a.shape] bool: where the max sits
         return out if keepdims else np.asarray(np.squeeze(out, axis=axis))
 
@@ -224,7 +300,36 @@ class Max(Function):
         if not self.keepdims:
             g = np.expand_dims(g, self.axis) if self.axis is not None else np.reshape(g, (1,) * self.winners.ndim)
         count = self.winners.sum(axis=self.axis, keepdims=True)
-        return np.where(self.winners, g / count, 0).astype(g.dtype, copy=False)
+        return np.where(self.winners, g / np.maximum(count, 1), 0).astype(g.dtype, copy=False)
+
+
+class Min(Max):
+    """out = min of a over `axis`;  da = g at the places that hold the min, shared equally between ties."""
+
+    reduce = staticmethod(np.min)
+
+
+class LogSumExp(Function):
+    """out = m + ln s, s = sum exp(a - m) over `axis`, m the max (0 where m is infinite), so no exp overflows;
+    da = g * softmax(a) = g * exp((a - m) - ln s), from the shifted values (exp(a - out) would lose ln s when
+    |m| >> 1), and 0 in a row of -inf."""
+
+    def forward(self, a, axis, keepdims):
+        self.axis, self.keepdims = axis, keepdims
+        m = a.max(axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0).astype(a.dtype, copy=False)
+        self.shifted = a - m
+        with np.errstate(divide="ignore"):                      # a row of -inf: ln 0 = -inf, as it should be
+            self.log_s = np.log(np.exp(self.shifted).sum(axis=axis, keepdims=True))
+        out = self.log_s + m
+        return out if keepdims else np.asarray(np.squeeze(out, axis=axis))
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = np.expand_dims(g, self.axis) if self.axis is not None else np.reshape(g, (1,) * self.shifted.ndim)
+        with np.errstate(invalid="ignore"):
+            p = np.exp(self.shifted - self.log_s)
+        return np.where(np.isneginf(self.log_s), 0, g * p).astype(g.dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------- movement and indexing
@@ -239,6 +344,18 @@ class Reshape(Function):
 
     def backward(self, g):
         return g.reshape(self.in_shape)
+
+
+class Expand(Function):
+    """out = a broadcast to `shape` (numpy rules: new leading axes, size-1 axes stretched);
+    da = g summed over the copies (unbroadcast)."""
+
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        return np.broadcast_to(a, shape).copy()
+
+    def backward(self, g):
+        return unbroadcast(g, self.in_shape)
 
 
 class Permute(Function):

@@ -13,26 +13,75 @@ import numpy as np
 
 from .backend import K
 from .tensor import Tensor
+from .validate import check_number
+
+# Argument checks shared by the optimizers and clip_grad_norm. Kept small and local so that they can move to
+# one package-wide validation module later; each names the caller (`op`) and the offending value.
+
+
+def _parameter_list(op: str, params) -> list[Tensor]:
+    """params (an iterable of Tensors) as a list; a single Tensor or a Module is the usual slip."""
+    if isinstance(params, Tensor):
+        raise TypeError(f"{op}: params must be an iterable of Parameters, got a single {type(params).__name__} "
+                        f"of shape {params.shape}; wrap it in a list: [p]")
+    if callable(getattr(params, "parameters", None)):          # a Module (duck-typed: optim does not import nn)
+        name = type(params).__name__
+        raise TypeError(f"{op}: params must be an iterable of Parameters, got the module {name}; "
+                        f"pass {name}.parameters(), e.g. {op}(model.parameters(), ...)")
+    if isinstance(params, (str, bytes)) or not isinstance(params, Iterable):
+        raise TypeError(f"{op}: params must be an iterable of Parameters, got {type(params).__name__}")
+    return list(params)
+
+
+class _Required:
+    """The default of an argument that has none (SGD's lr): the marker lets a bad `params` be reported first."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_REQUIRED = _Required()
 
 
 class Optimizer:
     """Holds the parameters and the learning rate; subclasses define `step`."""
 
     def __init__(self, params: Iterable[Tensor], lr: float):
-        self.params = list(params)
+        name = type(self).__name__
+        self.params = _parameter_list(name, params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise ValueError(f"{name}: got an empty parameter list")
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.requires_grad:
-                raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor with requires_grad=True")
-        if not lr >= 0.0:
-            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {lr}")
-        self.lr = lr
+                raise TypeError(f"{name}: parameter {i} is not a Tensor with requires_grad=True "
+                                f"(got {type(p).__name__})")
+        if lr is _REQUIRED:
+            raise TypeError(f"{name}: lr is required (a number >= 0), e.g. {name}(model.parameters(), lr=0.1)")
+        self.lr = check_number(name, "lr", lr, min=0.0)
 
     def zero_grad(self) -> None:
         """Clear every parameter's `.grad`."""
         for p in self.params:
             p.grad = None
+
+    def _gradients(self) -> list[tuple[int, Tensor, np.ndarray]]:
+        """(index, parameter, grad) for every parameter with a grad, each grad checked before any update:
+        a hand-set `.grad` must be an array of the parameter's shape and dtype (never broadcast into it)."""
+        name, found = type(self).__name__, []
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if g is None:
+                continue
+            if not isinstance(g, np.ndarray):
+                raise TypeError(f"{name}.step: parameter {i} (shape {p.shape}) has a .grad of type "
+                                f"{type(g).__name__}, not a numpy array")
+            if g.shape != p.shape:
+                raise ValueError(f"{name}.step: parameter {i} has shape {p.shape} but its .grad has shape {g.shape}")
+            if g.dtype != p.dtype:
+                raise TypeError(f"{name}.step: parameter {i} (shape {p.shape}) has dtype {p.dtype} but its .grad "
+                                f"has dtype {g.dtype}")
+            found.append((i, p, g))
+        return found
 
     def step(self) -> None:
         raise NotImplementedError
@@ -40,8 +89,7 @@ class Optimizer:
 
 def _check_non_negative(op: str, **values: float) -> None:
     for name, value in values.items():
-        if not value >= 0.0:
-            raise ValueError(f"{op}: {name} must be >= 0, got {value}")
+        check_number(op, name, value, min=0.0)
 
 
 class SGD(Optimizer):
@@ -52,17 +100,16 @@ class SGD(Optimizer):
         p = p - lr * g
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+    def __init__(self, params: Iterable[Tensor], lr: float = _REQUIRED, momentum: float = 0.0,
+                 weight_decay: float = 0.0):
         super().__init__(params, lr)
         _check_non_negative("SGD", momentum=momentum, weight_decay=weight_decay)
         self.momentum, self.weight_decay = momentum, weight_decay
         self.buffers: list[np.ndarray | None] = [None] * len(self.params)
 
     def step(self) -> None:
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+        for i, p, grad in self._gradients():
+            g = grad + self.weight_decay * p.data if self.weight_decay else grad
             if self.momentum:
                 if self.buffers[i] is None:
                     self.buffers[i] = np.array(g)              # first step: the buffer is the gradient itself
@@ -88,7 +135,8 @@ class Adam(Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr)
         name = type(self).__name__
-        if not all(0.0 <= b < 1.0 for b in betas) or len(betas) != 2:
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+                and all(isinstance(b, (int, float, np.number)) and 0.0 <= b < 1.0 for b in betas)):
             raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas}")
         _check_non_negative(name, eps=eps, weight_decay=weight_decay)
         self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
@@ -98,14 +146,12 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         beta1, beta2 = self.betas
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
+        for i, p, grad in self._gradients():
             if self.m[i] is None:
                 self.m[i], self.v[i] = np.zeros_like(p.data), np.zeros_like(p.data)
             self.t[i] += 1
             decay = self.lr * self.weight_decay
-            K.adam_update(p.data, p.grad, self.m[i], self.v[i], beta1, beta2,
+            K.adam_update(p.data, grad, self.m[i], self.v[i], beta1, beta2,
                           step_size=self.lr / (1.0 - beta1 ** self.t[i]),
                           bias2_root=math.sqrt(1.0 - beta2 ** self.t[i]), eps=self.eps,
                           l2=0.0 if self.decoupled else self.weight_decay,      # Adam: penalty in the gradient
@@ -123,14 +169,18 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
-def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
+def clip_grad_norm(params: Tensor | Iterable[Tensor], max_norm: float) -> float:
     """Scale all gradients together so their joint L2 norm is at most max_norm; return the norm before.
 
     total = sqrt(sum over params of sum(grad^2)); if total > max_norm every grad is multiplied (in
-    place) by max_norm / (total + 1e-6), as `torch.nn.utils.clip_grad_norm_`.
+    place) by max_norm / (total + 1e-6), as `torch.nn.utils.clip_grad_norm_`. `params` is one Tensor
+    or an iterable of them, as in PyTorch; parameters without a grad are skipped.
     """
-    if not max_norm >= 0.0:
-        raise ValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm}")
+    max_norm = check_number("clip_grad_norm", "max_norm", max_norm, min=0.0)
+    params = [params] if isinstance(params, Tensor) else _parameter_list("clip_grad_norm", params)
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"clip_grad_norm: parameter {i} is a {type(p).__name__}, not a Tensor")
     grads = [p.grad for p in params if p.grad is not None]
     total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
     scale = max_norm / (total + 1e-6)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..tensor import Tensor, cat, matmul, stack, where
+from ..tensor import Tensor, cat, matmul, maximum, minimum, stack, where
 
 
 @dataclass
@@ -64,5 +64,19 @@ OP_CHECKS = [
     Check("cat", lambda a, b: cat([a, b, a], axis=1), lambda: [_t(2, 3), _t(2, 1)]),
     Check("stack", lambda a, b: stack([a, b], axis=-1), lambda: [_t(2, 3), _t(2, 3)]),
     Check("where", lambda a, b: where(a.data > 0, a, b), lambda: [_t(3, 4), _t(4)]),
+    Check("min (with ties)", lambda a: a.min(dim=0), lambda: [Tensor([[1.0, 3.0], [1.0, -1.0]], requires_grad=True,
+                                                                   dtype=np.float64)]),
+    Check("logsumexp", lambda a: a.logsumexp(axis=-1), lambda: [_t(3, 5)]),
+    Check("std (correction=1)", lambda a: a.std(axis=0, correction=1), lambda: [_t(5, 3)]),
+    Check("maximum / minimum (ties)", lambda a, b: maximum(a, b) + minimum(a, b) * 2,
+          lambda: [Tensor([[0.5, 1.0, -2.0]], requires_grad=True, dtype=np.float64), _t(2, 1)]),
+    Check("square, sin, cos", lambda a: a.square() + a.sin() * a.cos(), lambda: [_t(7)]),
+    Check("clamp (boundaries)", lambda a: a.clamp(-0.5, 1.0), lambda: [_distinct(3, 5)]),
+    Check("leaky_relu, silu, softplus", lambda a: a.leaky_relu(0.1) + a.silu() + a.softplus(), lambda: [_distinct(11)]),
+    Check("expand", lambda a: a.expand(4, -1, 3), lambda: [_t(2, 1)]),
+    Check("flatten / squeeze / unsqueeze", lambda a: a.flatten(1).unsqueeze(0).squeeze(), lambda: [_t(2, 1, 3)]),
+    Check("split / chunk", lambda a: cat(a.split([1, 2], axis=1)[::-1], axis=1) * cat(a.chunk(3, dim=0)[::-1]),
+          lambda: [_t(5, 3)]),
+    Check("tril / triu", lambda a: a.tril(-1) + a.triu(1) * 2, lambda: [_t(2, 3, 4)]),
 ]
 

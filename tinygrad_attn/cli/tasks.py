@@ -114,7 +114,7 @@ class TextTask(Task):
         self.train_ids, self.held_out_ids = ids[:cut], ids[cut:]   # the text's end is never trained on
         if len(self.held_out_ids) <= seq_len:
             raise ValueError(f"lm: seq_len {seq_len} is too long for the {len(self.held_out_ids)}-character "
-                             "held-out text")
+                             f"held-out text (at most {len(self.held_out_ids) - 1})")
 
     def batch(self, n: int, held_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """n random windows of seq_len + 1 characters: inputs are the first seq_len, targets the last seq_len."""

@@ -10,12 +10,13 @@
 6. Softmax built from small ops against the fused softmax op: same gradients, smaller graph.
 
 Everything here uses the public API only (`ta`, `nn`, `optim`, `F`, `viz`), so it doubles as an
-example of how to use the package. `--out DIR` also saves the heatmaps as PNG files.
+example of how to use the package. `--out DIR` also saves the figures as PNG files: the heatmaps,
+step 2's self-bias against d, step 4's naive and learned weights side by side with the target cells
+marked, and the graphs of steps 5 and 6 drawn by `viz.plot_graph` (and as DOT text for Graphviz).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import textwrap
@@ -28,6 +29,7 @@ import numpy as np
 import tinygrad_attn as ta
 import tinygrad_attn.functional as F
 from tinygrad_attn import nn, optim, viz
+from tinygrad_attn.cli.args import Parser, integer, make_folder
 
 TOKENS = ("x1", "x2", "x3")
 # Three 3-dimensional tokens. x2 is the longest vector, which matters in steps 1 and 2.
@@ -100,7 +102,7 @@ def step1_naive(out: Path | None) -> ta.Tensor:
 # ---------------------------------------------------------------------------- step 2
 
 
-def step2_self_bias(n_sets: int) -> None:
+def step2_self_bias(n_sets: int, out: Path | None) -> None:
     """How often a token's largest naive attention weight is on itself, over random tokens of several sizes."""
     heading(2, "the problem: a token mostly looks at itself")
     T = 3
@@ -108,15 +110,21 @@ def step2_self_bias(n_sets: int) -> None:
         and count the rows whose largest weight is on the diagonal. By chance alone (if the token's
         own position were no different) that would happen in 1/{T} = {1 / T:.1%} of the rows.""")
     print(f"{'d':>6}  {'rows where self wins':>20}  {'mean weight on self':>20}")
+    dims, wins, weights = (2, 8, 32, 128), [], []
     with ta.no_grad():
-        for d in (2, 8, 32, 128):
+        for d in dims:
             X = ta.randn(n_sets, T, d, dtype=np.float64)      # [N, T, d]
             W = (X @ X.transpose(-2, -1)).softmax(axis=-1)    # [N, T, d] @ [N, d, T] -> [N, T, T]
             w = W.numpy()
             diagonal = np.diagonal(w, axis1=-2, axis2=-1)     # [N, T]: each token's weight on itself
             self_wins = (w.argmax(axis=-1) == np.arange(T)).mean()
             print(f"{d:>6}  {self_wins:>20.1%}  {diagonal.mean():>20.3f}")
+            wins.append(float(self_wins))
+            weights.append(float(diagonal.mean()))
     print()
+    if out is not None:
+        viz.plot_self_bias(dims, wins, weights, T=T, path=out / "step2_self_bias.png")
+        print(f"(saved {out / 'step2_self_bias.png'})\n")
     say("""Why: the diagonal score is x_i . x_i = |x_i|^2, while an off-diagonal score is
         x_i . x_j = |x_i| |x_j| cos(angle), which is at most |x_i| |x_j|. So another token can only
         outscore x_i's own score if it is longer than x_i *and* points almost the same way. For random
@@ -227,7 +235,7 @@ def step4_learn(steps: int, seed: int, out: Path | None) -> None:
         Both models get learned token and position embeddings and an output head, and are trained
         the same way for {steps} Adam steps; only the attention differs.""")
     rng = np.random.default_rng(seed)                        # the data; ta.manual_seed already fixed the weights
-    results = {}
+    results, after = {}, {}
     for name, projections in (("naive", False), ("projections", True)):
         model = NextTokenModel(vocab, length, d_model, projections)
         if projections:
@@ -238,13 +246,21 @@ def step4_learn(steps: int, seed: int, out: Path | None) -> None:
         start = time.perf_counter()
         train(model, steps, rng, vocab, length)
         acc, weights = accuracy(model, rng, vocab, length)
-        results[name] = acc.mean()
+        results[name], after[name] = acc.mean(), weights
         print(f"{name} attention after training (trained in {time.perf_counter() - start:.1f} s):")
         print(viz.text_heatmap(weights, positions) + "\n")
         print("accuracy per position: " + "  ".join(f"{p} {a:.2f}" for p, a in zip(positions, acc)))
         print(f"{name} accuracy: {acc.mean():.3f}  (chance: {1 / vocab:.3f})\n")
         title = "naive attention, after training" if name == "naive" else "nn.SelfAttention, after training"
         save_heatmap(out, f"step4_{name}_after.png", weights, positions, title)
+    if out is not None:                                       # the seed's point in one figure
+        targets = [(i, (i + 1) % length) for i in range(length)]
+        viz.plot_attention(np.stack([after["naive"], after["projections"]]), positions, marks=targets,
+                           panel_titles=[f"naive softmax(x_i . x_j)\naccuracy {results['naive']:.0%}",
+                                         f"learned W_q, W_k, W_v\naccuracy {results['projections']:.0%}"],
+                           title="next token, after training (red: where each row should look)",
+                           path=out / "step4_naive_vs_learned.png")
+        print(f"(saved {out / 'step4_naive_vs_learned.png'})\n")
     say(f"""Naive attention reaches {results['naive']:.0%}: some positions learn to look at their
         neighbour, the others stay on themselves and guess. It cannot make them all do it: for row i to put more
         weight on x_(i+1) than on itself it needs x_i . x_(i+1) > |x_i|^2, and since
@@ -258,7 +274,7 @@ def step4_learn(steps: int, seed: int, out: Path | None) -> None:
 # ---------------------------------------------------------------------------- step 5
 
 
-def step5_backprop(X: ta.Tensor, layer: nn.SelfAttention) -> None:
+def step5_backprop(X: ta.Tensor, layer: nn.SelfAttention, out: Path | None) -> None:
     """One backward pass through attention built from Tensor ops; each gradient against its closed form."""
     heading(5, "backprop through attention, every gradient checked")
     say("""We rebuild step 3's attention from single Tensor ops (in float64), so that every intermediate
@@ -316,6 +332,23 @@ def step5_backprop(X: ta.Tensor, layer: nn.SelfAttention) -> None:
     checked = ta.gradcheck(lambda x_, a, b, c: ((x_ @ a) @ (x_ @ b).T / math.sqrt(d_k)).softmax() @ (x_ @ c),
                            [X, W_q, W_k, W_v])
     print(f"ta.gradcheck of H against finite differences for X, W_q, W_k, W_v: {'passed' if checked else 'failed'}\n")
+    if out is not None:
+        save_layer_graph(X, layer, Y, out / "step5_graph.png")
+
+
+def save_layer_graph(X: ta.Tensor, layer: nn.SelfAttention, Y: ta.Tensor, path: Path) -> None:
+    """The same loss through the layer itself, op by op (keep_intermediates), drawn by viz.plot_graph
+    with every tensor's gradient norm: backward(retain_graph=True) keeps the graph to draw."""
+    kept = nn.SelfAttention(3, d_k=layer.W_k.shape[1], keep_intermediates=True)
+    kept.load_state_dict(layer.state_dict())
+    kept.to(np.float64)
+    X = ta.Tensor(X.numpy(), requires_grad=True)              # a fresh leaf, so its .grad is this loss's alone
+    loss = 0.5 * ((kept(X) - Y) ** 2).sum()                   # [3, 3] -> scalar
+    for t in kept.intermediates.values():                     # Q, K, V, S, P, H
+        t.retain_grad()
+    loss.backward(retain_graph=True)
+    viz.plot_graph(loss, params={"X": X, **dict(kept.named_parameters()), **kept.intermediates}, path=path)
+    print(f"(saved {path}: the layer's graph with every gradient norm)\n")
 
 
 # ---------------------------------------------------------------------------- step 6
@@ -369,6 +402,7 @@ def step6_fused(shape: tuple[int, ...], repeats: int, out: Path | None) -> None:
         graphs[name] = graph_size(y)
         if out is not None:
             (out / f"step6_{name}_graph.dot").write_text(viz.draw_graph(y))
+            viz.plot_graph(y, params={"s": s}, path=out / f"step6_{name}_graph.png")
         y.backward(upstream)
         grads[name] = (y.numpy(), s.grad)
 
@@ -388,7 +422,7 @@ def step6_fused(shape: tuple[int, ...], repeats: int, out: Path | None) -> None:
     print(f"\nmax |y_composite - y_fused|   = {np.abs(grads['composite'][0] - grads['fused'][0]).max():.2e}")
     print(f"max |dL/ds composite - fused| = {np.abs(grads['composite'][1] - grads['fused'][1]).max():.2e}\n")
     if out is not None:
-        print(f"(saved the two graphs as DOT text in {out}/step6_*_graph.dot)\n")
+        print(f"(saved the two graphs as PNG and as DOT text in {out}/step6_*_graph.png, .dot)\n")
     say("""The composite graph keeps the exponentials, their row sums and the quotient alive until
         backward, and its backward visits four ops, each making its own temporary arrays. The fused op
         keeps only y and makes one pass over the data in each direction, in a compiled kernel on the
@@ -400,25 +434,28 @@ def step6_fused(shape: tuple[int, ...], repeats: int, out: Path | None) -> None:
 # ---------------------------------------------------------------------------- entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinygrad-attn demo", description="Walk through self-attention in six "
-                                     "steps: naive attention, its self-bias, Q/K/V, training, backprop, fusion.")
-    parser.add_argument("--out", type=Path, default=None, help="also save the heatmaps (PNG) and graphs (DOT) here")
+def build_parser() -> Parser:
+    parser = Parser(prog="tinygrad-attn demo", description="Walk through self-attention in six steps: naive "
+                    "attention, its self-bias, Q/K/V, training, backprop, fusion.")
+    parser.add_argument("--out", type=Path, default=None, help="also save the figures and graphs (PNG, and DOT) here")
     parser.add_argument("--quick", action="store_true", help="fewer samples, smaller timing run (for tests)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=integer(0), default=0, help="random seed")
     return parser
 
 
 def main(argv: list[str]) -> int:
     """`tinygrad-attn demo [--out DIR] [--quick] [--seed N]`: print the six steps; 0 on success."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+        if args.out.exists() and not args.out.is_dir():
+            parser.error(f"argument --out: {args.out} is a file, not a folder")
+        make_folder(args.out)
     ta.manual_seed(args.seed)
     X = step1_naive(args.out)
-    step2_self_bias(n_sets=1000 if args.quick else 5000)
+    step2_self_bias(n_sets=1000 if args.quick else 5000, out=args.out)
     layer = step3_qkv(X, args.out)
     step4_learn(steps=300, seed=args.seed, out=args.out)
-    step5_backprop(X, layer)
+    step5_backprop(X, layer, args.out)
     step6_fused(shape=(8, 32, 32) if args.quick else (32, 128, 128), repeats=3 if args.quick else 9, out=args.out)
     return 0

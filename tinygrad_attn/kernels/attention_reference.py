@@ -39,7 +39,7 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndar
     allowed = _allowed(mask, causal, s.shape)
     if allowed is not None:
         s = np.where(allowed, s, -np.inf)
-    m = np.max(s, axis=-1, keepdims=True)
+    m = np.max(s, axis=-1, keepdims=True, initial=-np.inf)      # initial: no keys at all (Tk = 0) is fully masked
     m = np.where(np.isneginf(m), 0, m)                          # fully masked row: exp(-inf) = 0 everywhere
     e = np.exp(s - m)
     total = np.sum(e, axis=-1, keepdims=True)

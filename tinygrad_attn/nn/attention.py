@@ -13,6 +13,7 @@ import numpy as np
 from .. import functional as F
 from .. import init
 from ..tensor import Tensor, index_array
+from ..validate import check_int, check_number
 from .module import Module, Parameter
 
 
@@ -29,11 +30,26 @@ class _AttentionWeights:
         return layer._attn
 
 
-def _check_input(layer: str, x: Tensor, d_model: int) -> None:
+def check_input(layer: str, x: Tensor, d_model: int) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{layer}: x must be a Tensor, got {type(x).__name__}")
     if x.ndim not in (2, 3) or x.shape[-1] != d_model:
         raise ValueError(f"{layer}: expected x of shape (T, {d_model}) or (B, T, {d_model}), got {x.shape}")
+
+
+def check_mask(layer: str, mask, x: Tensor) -> np.ndarray:
+    """A multi-head layer's `mask` as a bool array, which must be (T, T) or (B, T, T) for x (T, d) or (B, T, d);
+    checked before it is reshaped for the heads, so an error names the shape the user passed."""
+    allowed = index_array(layer, mask)
+    T = x.shape[-2]
+    fits = allowed.ndim in (2, 3) and allowed.ndim <= x.ndim and allowed.shape[-2:] == (T, T)
+    if fits and allowed.ndim == 3:
+        fits = allowed.shape[0] in (1, x.shape[0])
+    if not fits:
+        shapes = f"({T}, {T})" + (f" or ({x.shape[0]}, {T}, {T})" if x.ndim == 3 else "")
+        raise ValueError(f"{layer}: mask must be (T, T) or (B, T, T) for x of shape {x.shape}, got {allowed.shape} "
+                         f"(expected {shapes})")
+    return F.attention_mask(allowed, False, (*x.shape[:-1], T), layer)   # bool, True = may attend
 
 
 class SelfAttention(Module):
@@ -77,11 +93,12 @@ class SelfAttention(Module):
 
     def __init__(self, d_model: int, d_k: int | None = None, d_v: int | None = None, causal: bool = False,
                  scale: float | None = None, keep_intermediates: bool = False):
-        self.d_model = d_model
-        self.d_k = d_model if d_k is None else d_k
-        self.d_v = d_model if d_v is None else d_v
+        self.d_model = check_int("SelfAttention", "d_model", d_model, min=1)
+        self.d_k = d_model if d_k is None else check_int("SelfAttention", "d_k", d_k, min=1)
+        self.d_v = d_model if d_v is None else check_int("SelfAttention", "d_v", d_v, min=1)
         self.causal, self.keep_intermediates = causal, keep_intermediates
-        self.scale = 1.0 / math.sqrt(self.d_k) if scale is None else float(scale)
+        self.scale = (1.0 / math.sqrt(self.d_k) if scale is None
+                      else check_number("SelfAttention", "scale", scale, min=-math.inf))
         self.W_q = Parameter(init.xavier_uniform((d_model, self.d_k), d_model, self.d_k))
         self.W_k = Parameter(init.xavier_uniform((d_model, self.d_k), d_model, self.d_k))
         self.W_v = Parameter(init.xavier_uniform((d_model, self.d_v), d_model, self.d_v))
@@ -90,7 +107,7 @@ class SelfAttention(Module):
         self.intermediates: dict[str, Tensor] = {}
 
     def forward(self, x: Tensor, mask=None) -> Tensor:
-        _check_input("SelfAttention", x, self.d_model)
+        check_input("SelfAttention", x, self.d_model)
         if mask is not None:                                   # fail early, naming this layer
             F.attention_mask(mask, False, (*x.shape[:-1], x.shape[-2]), "SelfAttention")
         Q = x @ self.W_q                                       # [B, T, d_model] @ [d_model, d_k] -> [B, T, d_k]
@@ -128,11 +145,13 @@ class MultiHeadAttention(Module):
     attn = _AttentionWeights()
 
     def __init__(self, d_model: int, n_heads: int, causal: bool = False, scale: float | None = None):
-        if n_heads <= 0 or d_model % n_heads != 0:
+        layer = "MultiHeadAttention"
+        d_model, n_heads = check_int(layer, "d_model", d_model, min=1), check_int(layer, "n_heads", n_heads, min=1)
+        if d_model % n_heads != 0:
             raise ValueError(f"MultiHeadAttention: d_model={d_model} must be a positive multiple of "
                              f"n_heads={n_heads} (each head gets d_model / n_heads columns)")
         self.d_model, self.n_heads, self.d_h, self.causal = d_model, n_heads, d_model // n_heads, causal
-        self.scale = 1.0 / math.sqrt(self.d_h) if scale is None else float(scale)
+        self.scale = 1.0 / math.sqrt(self.d_h) if scale is None else check_number(layer, "scale", scale, min=-math.inf)
         shape = (d_model, d_model)
         self.W_q = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))
         self.W_k = Parameter(init.xavier_uniform(shape, d_model, 3 * d_model))
@@ -147,12 +166,9 @@ class MultiHeadAttention(Module):
         return t.reshape(*lead, T, self.n_heads, self.d_h).transpose(-3, -2)
 
     def forward(self, x: Tensor, mask=None) -> Tensor:
-        _check_input("MultiHeadAttention", x, self.d_model)
+        check_input("MultiHeadAttention", x, self.d_model)
         if mask is not None:
-            mask = index_array("MultiHeadAttention", mask)
-            if mask.ndim not in (2, 3) or mask.ndim > x.ndim:
-                raise ValueError(f"MultiHeadAttention: mask must be (T, T) or (B, T, T) for x of shape {x.shape}, "
-                                 f"got {mask.shape}")
+            mask = check_mask("MultiHeadAttention", mask, x)
             mask = mask[..., None, :, :]                       # [B, 1, T, T]: the same mask for every head
         Q = self._split_heads(x @ self.W_q)                    # [B, T, d_model] -> [B, n_heads, T, d_h]
         K = self._split_heads(x @ self.W_k)                    # [B, T, d_model] -> [B, n_heads, T, d_h]

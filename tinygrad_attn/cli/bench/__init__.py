@@ -21,7 +21,6 @@ steps beside a `while True: pass` process that it starts and stops itself (one c
 another job, as on a learner's laptop).
 """
 
-import argparse
 import importlib
 import inspect
 import json
@@ -32,11 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 
 from ...kernels import runtime, threads
+from ..args import Parser, check_output_file, integer
 from .case import BenchCase
 
 CASE_MODULES = ("kernels", "attention", "training")
@@ -180,7 +181,8 @@ def environment() -> dict[str, object]:
 
 def format_table(rows: list[dict[str, object]]) -> str:
     """Plain-text table: one line per (case, implementation)."""
-    header = f"{'group':<14}{'case':<54}{'impl':<8}{'median us':>12}{'GFLOP/s':>10}{'ratio':>8}"
+    g, c, i = (max([len(title), *(len(str(r[title])) for r in rows)]) + 2 for title in ("group", "case", "impl"))
+    header = f"{'group':<{g}}{'case':<{c}}{'impl':<{i}}{'median us':>12}{'GFLOP/s':>10}{'ratio':>8}"
     lines = [header, "-" * len(header)]
     last = None
     for r in rows:
@@ -189,7 +191,7 @@ def format_table(rows: list[dict[str, object]]) -> str:
         last = key
         gflops = f"{r['gflops']:.1f}" if r["gflops"] is not None else ""
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
-        lines.append(f"{group:<14}{case:<54}{r['impl']:<8}{r['us']:>12.1f}{gflops:>10}{ratio:>8}")
+        lines.append(f"{group:<{g}}{case:<{c}}{r['impl']:<{i}}{r['us']:>12.1f}{gflops:>10}{ratio:>8}")
     return "\n".join(lines)
 
 
@@ -202,9 +204,10 @@ def _stop(process) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table (and write JSON with --json). Returns the exit code."""
-    parser = argparse.ArgumentParser(prog="tinygrad-attn bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
-    parser.add_argument("--repeats", type=int, default=None, help="timed samples per implementation")
+    parser = Parser(prog="tinygrad-attn bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="PATH", type=Path, help="also write every number to this JSON file")
+    parser.add_argument("--repeats", type=integer(1), default=None,
+                        help="timed samples per implementation (default: 15, or 5 with --quick)")
     parser.add_argument("--quick", action="store_true", help="fewer, smaller cases and samples")
     parser.add_argument("--only", metavar="SUBSTRING", action="append",
                         help="only cases whose 'group case' contains this (repeat to allow several)")
@@ -214,14 +217,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tune", action="store_true",
                         help="leave the process settings at their defaults (no kernels.tune_process())")
     args = parser.parse_args(argv)
+    check_output_file(parser, args.json, "--json")
     repeats = args.repeats or (5 if args.quick else 15)
-    if repeats < 1:
-        parser.error("--repeats must be at least 1")
     if _OPENBLAS_TIMEOUT not in os.environ:           # OpenBLAS reads it once, when numpy loads: rerun
         child = [sys.executable, "-m", "tinygrad_attn.cli.bench", *(sys.argv[1:] if argv is None else argv)]
         return subprocess.call(child, env={**os.environ, _OPENBLAS_TIMEOUT: "4"})
 
     tuned = {} if args.no_tune else runtime.tune_process()
+    cases = collect_cases(args.quick)
+    chosen = [c for c in cases if not args.only or any(s.lower() in f"{c.group} {c.name}".lower() for s in args.only)]
+    if not chosen:
+        parser.error(f"argument --only: no case's 'group case' contains {' or '.join(map(repr, args.only))}; "
+                     f"the groups are: {', '.join(dict.fromkeys(c.group for c in cases))}")
+    if args.busy and not args.only:                  # --busy: the training steps, unless --only says otherwise
+        chosen = [c for c in chosen if c.group == "training"]
     env = environment()
     env["busy"] = args.busy
     print(f"CPU: {env['cpu']}, {env['cores']} cores; numpy {env['numpy']}, numba {env['numba']}, "
@@ -231,11 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
     rows: list[dict[str, object]] = []
     spinner = None
-    for case in collect_cases(args.quick):
-        if args.only and not any(sub in f"{case.group} {case.name}" for sub in args.only):
-            continue
-        if args.busy and not args.only and case.group != "training":
-            continue
+    for case in chosen:
         if args.busy and spinner is None:
             spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             print(f"--busy: timing beside a spinning process (pid {spinner.pid})")
