@@ -1,6 +1,7 @@
 """`tinygrad-attn bench` runs end to end and writes what it prints (timings themselves are not tested)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -18,3 +19,21 @@ def test_bench_runs_and_writes_json(tmp_path):
     assert rows and all(r["case"].startswith("small-op step") and r["us"] > 0 for r in rows)
     assert {r["impl"] for r in rows} >= {"numba"}
     assert next(r for r in rows if r["impl"] == "numba")["ratio"] == 1.0
+    header = done.stdout.splitlines()
+    assert header[0].startswith("CPU: ") and "cores" in header[0] and "numba" in header[0]   # where it ran
+    assert header[1].startswith("threads: ") and "OpenMP wait" in header[1]
+    assert report["environment"]["cpu"] and report["environment"]["cores"] >= 1
+
+
+def test_bench_busy_starts_and_stops_its_spinner(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "tinygrad_attn.cli", "bench", "--busy", "--only", "small-op", "--repeats", "1",
+           "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    line = next(s for s in done.stdout.splitlines() if s.startswith("--busy: timing beside a spinning process"))
+    pid = int(line.rsplit("pid ", 1)[1].rstrip(")"))
+    assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+    report = json.loads(out.read_text())
+    assert report["environment"]["busy"] is True and report["startup"] is None
+    assert report["results"] and all(r["case"].startswith("small-op step") for r in report["results"])

@@ -9,13 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_attn.kernels import fast, reference
+from tinygrad_attn.kernels import fast, reference, threads
 from tinygrad_attn.kernels.fastexp import exp_f32, exp_f64, fexp
-from tinygrad_attn.kernels.flags import PARALLEL_MIN_ELEMENTS
 
 DTYPES = [np.float32, np.float64]
 SIZES = [1, 7, 13, 31, 97, 130]
-BIG_ROWS = PARALLEL_MIN_ELEMENTS // 64 + 3          # (BIG_ROWS, 64) goes down the parallel path
+BIG_ROWS = 515                                      # (BIG_ROWS, 64): an odd number of rows, many per thread
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def path(request, monkeypatch):
+    """Run the test with the thread policy sending every call to the `*_serial` or the `*_parallel` kernel."""
+    monkeypatch.setattr(threads, "use_threads", lambda work_ns: request.param == "parallel")
+    return request.param
 
 
 def tol(dtype):
@@ -121,7 +127,7 @@ def test_matmul_2d(dtype, m, k, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_matmul_transposed_views(dtype):
+def test_matmul_transposed_views(dtype, path):
     a, b = randn(67, 45, dtype=dtype), randn(53, 45, dtype=dtype, seed=1)
     check(fast.matmul(a, b.T), a @ b.T, dtype)                      # A . B^T (backward's dA)
     check(fast.matmul(a.T, randn(67, 29, dtype=dtype)), a.T @ randn(67, 29, dtype=dtype), dtype)   # A^T . B
@@ -140,7 +146,7 @@ def test_matmul_attention_shapes(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_matmul_broadcast_batches(dtype):
+def test_matmul_broadcast_batches(dtype, path):
     a = randn(3, 1, 5, 7, dtype=dtype)
     w = randn(7, 4, dtype=dtype, seed=1)
     check(fast.matmul(a, w), a @ w, dtype)                              # 2-D right operand
@@ -150,7 +156,7 @@ def test_matmul_broadcast_batches(dtype):
     check(fast.matmul(m, w), m @ w, dtype)
 
 
-def test_matmul_parallel_path_and_batches():
+def test_matmul_parallel_path_and_batches(path):
     a, b = randn(4, 150, 70), randn(70, 130, seed=1)
     check(fast.matmul(a, b), a @ b, np.float32)
     big = randn(300, 200, seed=2)
@@ -183,7 +189,7 @@ def test_matmul_tile_edges(dtype, trans_a, trans_b, m, k, n):
     check(fast.matmul(a, b), a @ b, dtype)
 
 
-def test_matmul_parallel_split_and_edges():
+def test_matmul_parallel_split_and_edges(path):
     a = randn(3, 70, 130, seed=4)                                   # 3 batches, m % 8 != 0, n % 32 != 0
     b = randn(90, 130, seed=5).T
     check(fast.matmul(a, b), a @ b, np.float32)
@@ -214,7 +220,7 @@ def softmax_inputs(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_softmax_and_backward(dtype):
+def test_softmax_and_backward(dtype, path):
     for x in softmax_inputs(dtype):
         y = fast.softmax(x)
         check(y, reference.softmax(x), dtype)
@@ -225,7 +231,7 @@ def test_softmax_and_backward(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_log_softmax_and_backward(dtype):
+def test_log_softmax_and_backward(dtype, path):
     for x in softmax_inputs(dtype):
         y = fast.log_softmax(x)
         check(y, reference.log_softmax(x), dtype)
@@ -269,26 +275,73 @@ def test_softmax_edge_shapes_and_dtypes():
     assert fast.softmax(h).dtype == np.float16
 
 
+def exact_log_softmax(x):
+    """log_softmax in extended precision (np.longdouble), from the inputs as given."""
+    xl = x.astype(np.longdouble)
+    m = np.max(xl, axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    return (xl - m) - np.log(np.sum(np.exp(xl - m), axis=-1, keepdims=True))
+
+
+def large_logit_rows(dtype):
+    """Rows where log s is tiny next to the max: magnitudes 1e2, 1e4, 1e30, equal entries, -inf entries."""
+    rows = [[10000.0, 9994.0, 9990.0], [1e30, 1e30, 1e30], [100.0, 99.0, -np.inf], [-1e4, -1e4 - 3, -1e4 - 7],
+            [1e30, 1e30 * (1 - 1e-6), -np.inf], [-np.inf, 0.0, -np.inf], [3.0, 3.0, 3.0]]
+    return np.array(rows, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernels", [fast, reference], ids=["numba", "numpy"])
+def test_log_softmax_and_cross_entropy_at_large_magnitudes(dtype, kernels):
+    """(x - m) - log s, not x - (m + log s): float32 [10000, 9994] gave -0.0029297 (exact -0.0024757)."""
+    x = large_logit_rows(dtype)
+    want = exact_log_softmax(x)
+    ulps = 4 * np.finfo(dtype).eps * np.maximum(1, np.abs(want))
+    finite = np.isfinite(want)
+    got = kernels.log_softmax(x)
+    assert (np.isneginf(got) == np.isneginf(want)).all()
+    assert (np.abs(got[finite] - want[finite]) <= ulps[finite]).all(), got - want
+    t = np.array([0, 1, 0, 2, 1, 1, 2])
+    loss, logsum = kernels.cross_entropy_forward(x, t, -100)
+    picked = -want[np.arange(len(t)), t]
+    assert (np.abs(loss - picked) <= ulps[np.arange(len(t)), t]).all(), loss - picked
+    np.testing.assert_allclose(loss[1], np.log(3), rtol=4 * np.finfo(dtype).eps)      # equal 1e30 logits: ln 3
+    d = kernels.cross_entropy_backward(x, t, logsum, -100, 1.0)
+    p = np.exp(want)
+    p[np.arange(len(t)), t] -= 1
+    np.testing.assert_allclose(d, p.astype(dtype), atol=4 * np.finfo(dtype).eps)
+    lse = kernels.logsumexp(x)
+    assert lse.shape == (len(x),) and lse.dtype == dtype
+    np.testing.assert_allclose(lse, (x.astype(np.longdouble) - want)[:, 1].astype(dtype), rtol=2 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logsumexp(dtype):
+    for x in list(softmax_inputs(dtype)) + [np.full((2, 3), -np.inf, dtype)]:
+        check(fast.logsumexp(x), reference.logsumexp(x), dtype)
+    assert np.isneginf(fast.logsumexp(np.full((1, 4), -np.inf, dtype))).all()
+
+
 # ----------------------------------------------------------------------------- cross-entropy
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,c", [(1, 1), (7, 13), (97, 31), (BIG_ROWS, 64)])
-def test_cross_entropy(dtype, n, c):
+def test_cross_entropy(dtype, n, c, path):
     x = randn(n, c, dtype=dtype, scale=3)
     t = np.random.default_rng(1).integers(0, c, n)
     t[::3] = -100                                    # ignored rows
-    loss, lse = fast.cross_entropy_forward(x, t, -100)
-    want_loss, want_lse = reference.cross_entropy_forward(x, t, -100)
+    loss, logsum = fast.cross_entropy_forward(x, t, -100)
+    want_loss, want_logsum = reference.cross_entropy_forward(x, t, -100)
     check(loss, want_loss, dtype)
-    check(lse, want_lse, dtype)
+    check(logsum, want_logsum, dtype)
     assert (loss[::3] == 0).all()
-    d = fast.cross_entropy_backward(x, t, lse, -100, 0.25)
-    check(d, reference.cross_entropy_backward(x, t, want_lse, -100, 0.25), dtype)
+    d = fast.cross_entropy_backward(x, t, logsum, -100, 0.25)
+    check(d, reference.cross_entropy_backward(x, t, want_logsum, -100, 0.25), dtype)
     assert (d[::3] == 0).all()
 
 
-def test_cross_entropy_strided_logits_and_no_ignore():
+def test_cross_entropy_strided_logits_and_no_ignore(path):
     x = randn(40, 9, scale=2).T                      # (9, 40) transposed view
     t = np.arange(9) % 40
     for ignore in (None, 5):
@@ -303,7 +356,7 @@ def test_cross_entropy_strided_logits_and_no_ignore():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_gelu(dtype):
+def test_gelu(dtype, path):
     for x in [randn(1, dtype=dtype), randn(97, dtype=dtype, scale=4), randn(13, 31, dtype=dtype).T,
               randn(BIG_ROWS, 64, dtype=dtype, scale=3), np.array([-50.0, -10.0, 0.0, 10.0, 50.0], dtype)]:
         check(fast.gelu(x), reference.gelu(x), dtype)
@@ -314,7 +367,7 @@ def test_gelu(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (7, 13), (3, 5, 31), (130, 97), (BIG_ROWS, 64)])
-def test_layer_norm(dtype, shape):
+def test_layer_norm(dtype, shape, path):
     x = randn(*shape, dtype=dtype, scale=2) + 1
     w, b = randn(shape[-1], dtype=dtype, seed=1), randn(shape[-1], dtype=dtype, seed=2)
     got, want = fast.layer_norm(x, w, b, 1e-5), reference.layer_norm(x, w, b, 1e-5)
@@ -328,7 +381,7 @@ def test_layer_norm(dtype, shape):
         np.testing.assert_allclose(g, r, rtol=tol(dtype)["rtol"], atol=tol(dtype)["atol"] * np.sqrt(x.size))
 
 
-def test_layer_norm_strided_input():
+def test_layer_norm_strided_input(path):
     x = randn(16, 40, scale=2)[:, ::2]              # (16, 20), not contiguous
     w, b = np.ones(20, np.float32), np.zeros(20, np.float32)
     for g, r in zip(fast.layer_norm(x, w, b, 1e-5), reference.layer_norm(x, w, b, 1e-5)):

@@ -1,27 +1,79 @@
-"""kernels/runtime.py: the process settings applied when the kernels are imported."""
+"""kernels/runtime.py (the opt-in process settings) and kernels/threads.py (the per-call thread policy)."""
 
+import json
+import os
 import resource
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-import tinygrad_attn.kernels  # noqa: F401  (applies the settings)
-from tinygrad_attn.kernels import runtime
+from tinygrad_attn.kernels import fast, runtime, threads
+
+# Runs in a fresh interpreter: records os.environ, numba's thread settings and any mallopt call around
+# `import tinygrad_attn` (and a first kernel call), and prints what changed.
+_IMPORT_PROBE = """
+import ctypes, json, os, sys
+calls = []
+class SpyCDLL(ctypes.CDLL):
+    def __getattr__(self, name):
+        if name == "mallopt":
+            calls.append(name)
+        return super().__getattr__(name)
+ctypes.CDLL = SpyCDLL
+import numba
+before_env, before_threads, before_layer = dict(os.environ), numba.get_num_threads(), numba.config.THREADING_LAYER
+import numpy as np
+import tinygrad_attn as ta
+ta.kernels.softmax(np.ones((4, 4), np.float32))
+print(json.dumps({"env_changed": sorted(set(os.environ.items()) ^ set(before_env.items())), "mallopt": calls,
+                  "threads": [before_threads, numba.get_num_threads()],
+                  "layer": [before_layer, numba.config.THREADING_LAYER]}))
+"""
 
 
-def test_openmp_spin_is_bounded_unless_the_user_chose(monkeypatch):
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    runtime.configure_openmp()
-    assert runtime.os.environ["GOMP_SPINCOUNT"] == runtime.SPIN_COUNT
-    monkeypatch.setenv("GOMP_SPINCOUNT", "5")                  # the user's own value wins
-    runtime.configure_openmp()
-    assert runtime.os.environ["GOMP_SPINCOUNT"] == "5"
-    monkeypatch.delenv("GOMP_SPINCOUNT")
-    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")           # so does a wait policy
-    runtime.configure_openmp()
-    assert "GOMP_SPINCOUNT" not in runtime.os.environ
+def _probe(script: str, **env) -> dict:
+    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", script], env={**environ, **env}, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_changes_no_process_state():
+    got = _probe(_IMPORT_PROBE)
+    assert got["env_changed"] == []
+    assert got["mallopt"] == []
+    assert got["threads"][0] == got["threads"][1]
+    assert got["layer"][0] == got["layer"][1]
+
+
+def test_tune_process_applies_once_and_keeps_user_settings():
+    script = """
+import json, os
+import numpy as np
+import tinygrad_attn as ta
+first = ta.kernels.tune_process()
+print(json.dumps({"first": first, "wait": os.environ.get("OMP_WAIT_POLICY"), "spin": os.environ.get("GOMP_SPINCOUNT")}))
+"""
+    got = _probe(script)
+    assert got["wait"] == "passive" and got["spin"] is None
+    assert got["first"]["openmp_passive"] is True
+    assert got["first"]["malloc_thresholds"] is sys.platform.startswith("linux")
+    got = _probe(script, GOMP_SPINCOUNT="5")                       # the user's own choice wins
+    assert got["first"]["openmp_passive"] is False and got["wait"] is None and got["spin"] == "5"
+
+
+def test_tune_process_after_the_thread_pool_started_says_so():
+    script = """
+import json, numba
+import numpy as np
+from tinygrad_attn.kernels import elementwise, runtime
+x = np.ones(10, np.float32)
+elementwise.gelu_parallel(x, np.empty_like(x), 4)                 # starts Numba's thread pool
+print(json.dumps({"openmp": runtime.configure_openmp()}))
+"""
+    assert _probe(script)["openmp"] is False
 
 
 def test_malloc_opt_out(monkeypatch):
@@ -32,8 +84,8 @@ def test_malloc_opt_out(monkeypatch):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_freed_arrays_are_reused_without_page_faults():
     """A step's pattern: several 1 MB arrays live at once, then all freed. With glibc's defaults the
-    freed top of the heap goes back to the system and every round faults its pages in again
-    (~30,000 faults for this loop); with the raised thresholds the pages are reused."""
+    freed top of the heap can go back to the system and every round fault its pages in again; with
+    the raised thresholds the pages are reused."""
     assert runtime.configure_malloc() is True
 
     def one_round():
@@ -46,3 +98,88 @@ def test_freed_arrays_are_reused_without_page_faults():
     for _ in range(20):
         one_round()
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 20 * 6 * 256 // 10
+
+
+# ----------------------------------------------------------------------------- thread policy
+
+
+@pytest.fixture
+def fresh_policy(monkeypatch):
+    monkeypatch.setattr(threads, "_state", {"off_until": 0.0, "backoff": threads.BACKOFF_S,
+                                            "min_ns": threads.MIN_PARALLEL_NS})
+    monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 2)
+    return threads._state
+
+
+def test_threads_only_for_enough_work(fresh_policy, monkeypatch):
+    assert not threads.use_threads(threads.MIN_PARALLEL_NS - 1)
+    assert threads.use_threads(threads.MIN_PARALLEL_NS)
+    monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 1)   # NUMBA_NUM_THREADS=1 / set_num_threads(1)
+    assert not threads.use_threads(10 * threads.MIN_PARALLEL_NS)
+
+
+def test_threshold_follows_the_wait_policy(monkeypatch):
+    monkeypatch.setattr(threads, "_state", {"off_until": 0.0, "backoff": threads.BACKOFF_S, "min_ns": None})
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS_SPINNING        # libgomp's default: long spins
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS_SPINNING        # decided once ...
+    threads.refresh()
+    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS                 # ... until refreshed
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    for spin, passive in (("1000", True), ("300000", False), ("x", False)):
+        monkeypatch.setenv("GOMP_SPINCOUNT", spin)
+        assert threads.waits_passively() is passive
+
+
+def test_threads_back_off_when_they_do_not_pay(fresh_policy, monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: now[0])
+    work = 2 * threads.MIN_PARALLEL_NS
+    threads.record(work, 0.6 * work / 1e9)                   # paid: stays on
+    assert threads.use_threads(work)
+    threads.record(work, 3 * work / 1e9)                     # took longer than one thread would: off ...
+    assert not threads.use_threads(work)
+    now[0] += 1.01 * threads.BACKOFF_S
+    assert threads.use_threads(work)                         # ... for BACKOFF_S
+    threads.record(work, 3 * work / 1e9)                     # failing again: twice as long
+    now[0] += 1.01 * threads.BACKOFF_S
+    assert not threads.use_threads(work)
+    now[0] += 1.01 * threads.BACKOFF_S
+    assert threads.use_threads(work)
+    for _ in range(20):
+        threads.record(work, 3 * work / 1e9)
+    assert fresh_policy["backoff"] == threads.MAX_BACKOFF_S   # bounded
+    threads.record(work, 0.5 * work / 1e9)
+    assert fresh_policy["backoff"] == threads.BACKOFF_S       # reset by a call that pays
+
+
+def test_run_picks_the_kernel_and_times_only_parallel_calls(fresh_policy, monkeypatch):
+    recorded = []
+    monkeypatch.setattr(threads, "record", lambda work, elapsed: recorded.append(work))
+    assert threads.run(lambda x: ("serial", x), lambda x: ("parallel", x), 10.0, 1) == ("serial", 1)
+    assert recorded == []
+    big = 10 * threads.MIN_PARALLEL_NS
+    assert threads.run(lambda x: ("serial", x), lambda x: ("parallel", x), big, 2) == ("parallel", 2)
+    assert recorded == [big]
+
+
+def test_work_estimates_scale_with_the_call(fresh_policy, monkeypatch):
+    """The wrappers hand the policy a work estimate that grows with the call and with the dtype's size."""
+    seen = []
+    monkeypatch.setattr(threads, "use_threads", lambda work_ns: seen.append(work_ns) or False)
+    monkeypatch.setattr(fast, "run", lambda serial, parallel, work, *args: threads.run(serial, parallel, work, *args))
+    for n in (64, 128):
+        x = np.ones((n, n), np.float32)
+        fast.matmul(x, x)
+        fast.softmax(x)
+        fast.matmul(x.astype(np.float64), x.astype(np.float64))
+    mm32, sm32, mm64, mm32_big, sm32_big, mm64_big = seen
+    assert mm32_big == pytest.approx(8 * mm32) and sm32_big == pytest.approx(4 * sm32)
+    assert mm64 == pytest.approx(2 * mm32) and mm64_big == pytest.approx(2 * mm32_big)
+
+
+def test_describe_names_the_policy():
+    text = threads.describe()
+    assert "Numba threads" in text and "OpenMP wait" in text

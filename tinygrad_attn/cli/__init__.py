@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = bool(argv) and argv[0] == "--debug"
     argv = argv[1:] if debug else argv
     if argv and argv[0] in SUBCOMMANDS:
+        if argv[0] != "bench":                  # (bench makes the call itself, unless --no-tune)
+            from tinygrad_attn.kernels import tune_process
+            tune_process()                      # this process is ours: passive OpenMP waits, malloc thresholds
         module, function, _ = SUBCOMMANDS[argv[0]]
         command = lambda: getattr(importlib.import_module(module), function)(argv[1:])  # noqa: E731
         return run(f"tinygrad-attn {argv[0]}", command, debug or "--debug" in argv[1:])

@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
     metrics = dict(config=config, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                    backend=args.backend, final_loss=history["loss"][-1], held_out_accuracy=accuracy,
                    held_out_loss=held_out_loss, held_out_losses=history["held_out"],
-                   held_out_tokens=args.eval_size * task.seq_len, steps_per_second=args.steps / train_time,
+                   held_out_tokens=args.eval_size * task.seq_len, steps_per_second=max(1, args.steps - 1) / train_time,
                    wall_time_seconds=time.perf_counter() - start, losses=history["loss"],
                    final_grad_norms={k: v[-1] for k, v in history["grad_norm"].items()},
                    final_attention_entropy={k: v[-1] for k, v in history["entropy"].items()})
@@ -114,7 +114,8 @@ def main(argv: list[str]) -> int:
 
 
 def fit(model, task: Task, args: argparse.Namespace) -> tuple[dict, float]:
-    """Adam on the cross-entropy of every position. Returns the per-step history and the seconds it took.
+    """Adam on the cross-entropy of every position. Returns the per-step history and the seconds that steps
+    2..N took (step 1 compiles or loads the kernels).
 
     History: `loss`, `accuracy` (on the step's batch), `grad_norm` (name -> per-step norm of dL/dW for
     each projection of each attention layer, e.g. "L0.W_q"), `entropy` ("L0.h1" -> per-step mean
@@ -129,6 +130,9 @@ def fit(model, task: Task, args: argparse.Namespace) -> tuple[dict, float]:
     history = dict(loss=[], accuracy=[], grad_norm={name: [] for name in projections}, entropy={},
                    held_out=dict(step=[], loss=[]), snapshots={})
     log_every = max(1, args.steps // 10)
+    runtime = ta.kernels.runtime
+    if ta.get_backend() == "numba" and not args.quiet and runtime.cache_is_cold():
+        print(f"compiling the Numba kernels (first run only, a few seconds); cached in {runtime.cache_dir()}")
     probe = task.batch(min(args.eval_size, 256), held_out=True)     # [n, T], [n, T], never trained on
     snapshots = snapshot_steps(args.steps)
     history["snapshots"][0] = probe_model(model, probe)[1]
@@ -137,6 +141,8 @@ def fit(model, task: Task, args: argparse.Namespace) -> tuple[dict, float]:
                dynamic_ncols=True)
     start = time.perf_counter()
     for step in bar:
+        if step == 2:                   # steps/s counts from the second step: the first one compiles kernels
+            start = time.perf_counter()
         x, y = task.batch(args.batch_size)                           # [B, T], [B, T]
         logits = model(x)                                            # [B, T, V]
         loss = F.cross_entropy(logits, y)

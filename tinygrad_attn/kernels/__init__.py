@@ -6,16 +6,13 @@ versions (the "numba" backend), also importable from here by name:
     from tinygrad_attn.kernels import matmul, softmax
 
 Nothing is compiled at import: each kernel is compiled on its first call (or loaded from
-Numba's on-disk cache, `cache=True`).
+Numba's on-disk cache, `cache=True`). Nothing process-wide is set at import either; the opt-in
+`tune_process()` (runtime.py) sets what the kernels' speed depends on, for a process that is
+ours alone. `threads.py` decides, per call, whether a kernel runs on the thread pool.
 """
 
-from . import runtime
-
-runtime.configure_openmp()
-runtime.configure_malloc()
-
-from . import fast, reference  # noqa: E402
-from .fast import (  # noqa: E402
+from . import fast, reference, runtime, threads
+from .fast import (
     adam_update,
     attention_backward,
     attention_forward,
@@ -28,13 +25,16 @@ from .fast import (  # noqa: E402
     layer_norm_backward,
     log_softmax,
     log_softmax_backward,
+    logsumexp,
     matmul,
     softmax,
     softmax_backward,
 )
+from .runtime import tune_process
 
 __all__ = [
-    "fast", "reference", "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "fast", "reference", "runtime", "threads", "tune_process",
+    "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "logsumexp",
     "cross_entropy_forward", "cross_entropy_backward", "gelu", "gelu_backward", "layer_norm",
     "layer_norm_backward", "attention_forward", "attention_backward", "embedding_backward", "adam_update",
 ]

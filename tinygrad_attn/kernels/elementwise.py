@@ -55,6 +55,8 @@ def gelu_backward_block(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
         dx[i] = dy[i] * (s + two * v * s * (one - s) * c * (one + a3 * v * v))
 
 
+# The serial twins take the parallel ones' arguments (block sizes unused), so `threads.run` can call either.
+
 @njit(cache=True, error_model=ERROR_MODEL, parallel=True)
 def gelu_parallel(x, y, block) -> None:
     for k in prange((x.size + block - 1) // block):
@@ -63,7 +65,7 @@ def gelu_parallel(x, y, block) -> None:
 
 
 @njit(cache=True, error_model=ERROR_MODEL)
-def gelu_serial(x, y) -> None:
+def gelu_serial(x, y, block) -> None:
     gelu_block(x, y)
 
 
@@ -75,7 +77,7 @@ def gelu_backward_parallel(x, dy, dx, block) -> None:
 
 
 @njit(cache=True, error_model=ERROR_MODEL)
-def gelu_backward_serial(x, dy, dx) -> None:
+def gelu_backward_serial(x, dy, dx, block) -> None:
     gelu_backward_block(x, dy, dx)
 
 
@@ -152,7 +154,7 @@ def layer_norm_backward_parallel(dy, x, w, mean, rstd, dx, nblocks):
 
 
 @njit(cache=True, error_model=ERROR_MODEL)
-def layer_norm_backward_serial(dy, x, w, mean, rstd, dx):
+def layer_norm_backward_serial(dy, x, w, mean, rstd, dx, nblocks):
     d = x.shape[1]
     dw = np.zeros(d, x.dtype)
     db = np.zeros(d, x.dtype)

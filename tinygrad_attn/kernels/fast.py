@@ -2,11 +2,16 @@
 
 Each wrapper checks that the inputs are float32/float64 (anything else goes to the numpy
 reference), lays the data out the way the kernel wants it (C-contiguous rows; a copy only
-when a view cannot be read that way), allocates the outputs, and picks the single-thread
-(`*_serial`) or the multi-thread (`*_parallel`) kernel by size.
+when a view cannot be read that way), allocates the outputs, estimates the call's single-thread
+time from its sizes (`*_NS` below: nanoseconds per element or per multiply-add, measured on one
+core of an AVX-512 EPYC, float32; float64 counts double) and lets the thread policy
+(`threads.run`) pick the single-thread (`*_serial`) or the multi-thread (`*_parallel`) kernel.
+Each is compiled on its first call only, so a run whose calls are all small compiles no parallel
+kernel. Adam and the embedding scatter are serial only (threads never pay at their sizes).
 """
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -24,37 +29,46 @@ from .elementwise import (
     layer_norm_serial,
 )
 from .embedding import scatter_add_rows
-from .flags import PARALLEL_MIN_ELEMENTS
 from .loss import (
     cross_entropy_backward_parallel,
     cross_entropy_backward_serial,
     cross_entropy_forward_parallel,
     cross_entropy_forward_serial,
 )
-from .matmul import MR, matmul_parallel, matmul_serial
+from .matmul import MR, NVEC, VECTOR_BYTES, matmul_parallel, matmul_serial
 from .optim import adam_update_flat
 from .softmax import (
     log_softmax_backward_parallel,
     log_softmax_backward_serial,
     log_softmax_parallel,
     log_softmax_serial,
+    logsumexp_rows,
     softmax_backward_parallel,
     softmax_backward_serial,
     softmax_parallel,
     softmax_serial,
 )
+from .threads import run
 
 __all__ = [
-    "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "logsumexp",
     "cross_entropy_forward", "cross_entropy_backward", "gelu", "gelu_backward",
     "layer_norm", "layer_norm_backward", "embedding_backward", "adam_update",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-MATMUL_PARALLEL_MIN = 48 ** 3      # multiply-adds below which matmul stays on one thread
 MATMUL_MAX_ROWS_PER_TASK = 64      # rows of A per parallel task (rounded to whole MR-row tiles)
 MATMUL_TASKS_PER_THREAD = 2        # split rows of A finer until there are this many tasks per thread
 ELEMENTWISE_BLOCK = 1 << 14        # elements per parallel task in gelu
+PACK_SCRATCH_MAX = 1 << 20         # elements: matmul reuses one packing buffer per thread up to this size
+
+# Single-thread cost estimates, ns per element (per multiply-add for matmul), float32.
+MATMUL_NS = 0.012
+SOFTMAX_NS, SOFTMAX_BACKWARD_NS = 0.6, 0.2
+LOG_SOFTMAX_NS, LOG_SOFTMAX_BACKWARD_NS = 0.7, 0.4
+CROSS_ENTROPY_NS, CROSS_ENTROPY_BACKWARD_NS = 0.6, 0.5
+GELU_NS, GELU_BACKWARD_NS = 0.4, 0.4
+LAYER_NORM_NS, LAYER_NORM_BACKWARD_NS = 0.3, 0.26
 
 
 def _covered(*arrays: np.ndarray) -> bool:
@@ -68,8 +82,25 @@ def _rows(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
 
 
-def _is_big(n: int) -> bool:
-    return n >= PARALLEL_MIN_ELEMENTS
+def _work(x: np.ndarray, units: int, ns_per_unit: float) -> float:
+    """Estimated single-thread ns of a call doing `units` units of work on x's dtype."""
+    return units * ns_per_unit * (x.itemsize / 4)
+
+
+_scratch = threading.local()
+
+
+def _pack_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised array for matmul's packed B: a view of this thread's reused buffer when small
+    enough (a step's matmuls then pack into the same pages every time), else a fresh array."""
+    size = math.prod(shape)
+    if size > PACK_SCRATCH_MAX:
+        return np.empty(shape, dtype)
+    buffers = _scratch.__dict__.setdefault("pack", {})
+    buf = buffers.get(dtype)
+    if buf is None or buf.size < size:
+        buf = buffers[dtype] = np.empty(max(size, 1 << 14), dtype)
+    return buf[:size].reshape(shape)
 
 
 # ----------------------------------------------------------------------------- matmul
@@ -122,27 +153,27 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a3, a_trans, a_idx = _as_matrices(a, batch)
     b3, b_trans, b_idx = _as_matrices(b, batch)
     out3 = out.reshape(-1, m, n)
+    lanes = VECTOR_BYTES // out.itemsize
+    nr = lanes if n <= lanes else NVEC * lanes            # columns per packed panel of B (`panel_width`)
+    bp = _pack_buffer((b3.shape[0], math.ceil(n / nr), k, nr), out.dtype)
     # rows of A per task: at most 64, in whole MR-row tiles, spread evenly over the blocks; in
     # parallel also enough blocks to give every thread work (64 x 1024 . 1024 x 64 is one matrix)
-    blocks = math.ceil(m / MATMUL_MAX_ROWS_PER_TASK)
-    if out3.shape[0] * m * n * k < MATMUL_PARALLEL_MIN:
-        kernel = matmul_serial
-    else:
-        kernel = matmul_parallel
-        blocks = max(blocks, math.ceil(MATMUL_TASKS_PER_THREAD * numba.get_num_threads() / out3.shape[0]))
+    blocks = max(math.ceil(m / MATMUL_MAX_ROWS_PER_TASK),
+                 math.ceil(MATMUL_TASKS_PER_THREAD * numba.get_num_threads() / out3.shape[0]))
     mc = math.ceil(math.ceil(m / blocks) / MR) * MR
-    kernel(a3, a_trans, a_idx, b3, b_trans, b_idx, out3, mc)
+    run(matmul_serial, matmul_parallel, _work(out, out.size * k, MATMUL_NS),
+        a3, a_trans, a_idx, b3, b_trans, b_idx, bp, out3, mc)
     return out
 
 
 # ----------------------------------------------------------------------------- softmax family
 
 
-def _rowwise(parallel, serial, *arrays: np.ndarray) -> np.ndarray:
+def _rowwise(serial, parallel, ns_per_element: float, *arrays: np.ndarray) -> np.ndarray:
     """Run a per-row kernel over the last axis of same-shaped arrays, into a new array of that shape."""
     rows = [_rows(a) for a in arrays]
     out = np.empty_like(rows[0])
-    (parallel if _is_big(out.size) else serial)(*rows, out)
+    run(serial, parallel, _work(out, out.size, ns_per_element), *rows, out)
     return out.reshape(arrays[0].shape)
 
 
@@ -150,28 +181,39 @@ def softmax(x: np.ndarray) -> np.ndarray:
     """y = exp(x - max) / sum(exp(x - max)) over the last axis; a row that is all -inf gives zeros."""
     if not _covered(x) or x.ndim == 0 or x.size == 0:
         return reference.softmax(x)
-    return _rowwise(softmax_parallel, softmax_serial, x)
+    return _rowwise(softmax_serial, softmax_parallel, SOFTMAX_NS, x)
 
 
 def softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """dx = y * (dy - sum(y * dy)) over the last axis."""
     if not _covered(y, dy) or y.ndim == 0 or y.size == 0 or y.shape != dy.shape:
         return reference.softmax_backward(y, dy)
-    return _rowwise(softmax_backward_parallel, softmax_backward_serial, y, dy)
+    return _rowwise(softmax_backward_serial, softmax_backward_parallel, SOFTMAX_BACKWARD_NS, y, dy)
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
-    """y = x - max - log(sum(exp(x - max))) over the last axis."""
+    """y = (x - max) - log(sum(exp(x - max))) over the last axis."""
     if not _covered(x) or x.ndim == 0 or x.size == 0:
         return reference.log_softmax(x)
-    return _rowwise(log_softmax_parallel, log_softmax_serial, x)
+    return _rowwise(log_softmax_serial, log_softmax_parallel, LOG_SOFTMAX_NS, x)
 
 
 def log_softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """dx = dy - exp(y) * sum(dy) over the last axis, where y = log_softmax(x)."""
     if not _covered(y, dy) or y.ndim == 0 or y.size == 0 or y.shape != dy.shape:
         return reference.log_softmax_backward(y, dy)
-    return _rowwise(log_softmax_backward_parallel, log_softmax_backward_serial, y, dy)
+    return _rowwise(log_softmax_backward_serial, log_softmax_backward_parallel, LOG_SOFTMAX_BACKWARD_NS, y, dy)
+
+
+def logsumexp(x: np.ndarray) -> np.ndarray:
+    """log(sum(exp(x))) over the last axis, shape x.shape[:-1]: max + log(sum(exp(x - max))), exact to the
+    dtype at any magnitude (a row of all -inf gives -inf)."""
+    if not _covered(x) or x.ndim == 0 or x.size == 0:
+        return reference.logsumexp(x)
+    rows = _rows(x)
+    out = np.empty(rows.shape[0], x.dtype)
+    logsumexp_rows(rows, out)
+    return out.reshape(x.shape[:-1])
 
 
 # ----------------------------------------------------------------------------- cross-entropy
@@ -192,30 +234,33 @@ def _ce_inputs(logits: np.ndarray, targets, ignore_index):
 
 
 def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int):
-    """Per-row (loss (N,), lse (N,)): loss_i = lse_i - logits[i, t_i] (0 where t_i == ignore_index)."""
+    """Per-row (loss (N,), logsum (N,)): logsum_i = log sum_j exp(logits_ij - m_i), m_i the row max, and
+    loss_i = logsum_i - (logits[i, t_i] - m_i) (0 where t_i == ignore_index); see reference.py."""
     prepared = _ce_inputs(logits, targets, ignore_index)
     if prepared is None:
         return reference.cross_entropy_forward(logits, targets, ignore_index)
     t, ignore = prepared
     x = np.ascontiguousarray(logits)
     loss = np.empty(x.shape[0], x.dtype)
-    lse = np.empty(x.shape[0], x.dtype)
-    (cross_entropy_forward_parallel if _is_big(x.size) else cross_entropy_forward_serial)(x, t, ignore, loss, lse)
-    return loss, lse
+    logsum = np.empty(x.shape[0], x.dtype)
+    run(cross_entropy_forward_serial, cross_entropy_forward_parallel, _work(x, x.size, CROSS_ENTROPY_NS),
+        x, t, ignore, loss, logsum)
+    return loss, logsum
 
 
-def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray, lse: np.ndarray,
+def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray, logsum: np.ndarray,
                            ignore_index: int, scale: float) -> np.ndarray:
-    """dlogits_ij = scale * (exp(logits_ij - lse_i) - [j == t_i]), and 0 on ignored rows."""
+    """dlogits_ij = scale * (exp((logits_ij - m_i) - logsum_i) - [j == t_i]), and 0 on ignored rows."""
     prepared = _ce_inputs(logits, targets, ignore_index)
-    if prepared is None or np.shape(lse) != logits.shape[:1]:
-        return reference.cross_entropy_backward(logits, targets, lse, ignore_index, scale)
+    if prepared is None or np.shape(logsum) != logits.shape[:1]:
+        return reference.cross_entropy_backward(logits, targets, logsum, ignore_index, scale)
     t, ignore = prepared
     x = np.ascontiguousarray(logits)
-    lse = np.ascontiguousarray(lse, dtype=x.dtype)
+    lse = np.ascontiguousarray(logsum, dtype=x.dtype)
     d = np.empty_like(x)
     s = x.dtype.type(scale)
-    (cross_entropy_backward_parallel if _is_big(x.size) else cross_entropy_backward_serial)(x, t, lse, ignore, s, d)
+    run(cross_entropy_backward_serial, cross_entropy_backward_parallel, _work(x, x.size, CROSS_ENTROPY_BACKWARD_NS),
+        x, t, lse, ignore, s, d)
     return d
 
 
@@ -228,10 +273,7 @@ def gelu(x: np.ndarray) -> np.ndarray:
         return reference.gelu(x)
     flat = np.ascontiguousarray(x).reshape(-1)
     y = np.empty_like(flat)
-    if _is_big(flat.size):
-        gelu_parallel(flat, y, ELEMENTWISE_BLOCK)
-    else:
-        gelu_serial(flat, y)
+    run(gelu_serial, gelu_parallel, _work(flat, flat.size, GELU_NS), flat, y, ELEMENTWISE_BLOCK)
     return y.reshape(x.shape)
 
 
@@ -242,10 +284,8 @@ def gelu_backward(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
     flat = np.ascontiguousarray(x).reshape(-1)
     dflat = np.ascontiguousarray(dy).reshape(-1)
     dx = np.empty_like(flat)
-    if _is_big(flat.size):
-        gelu_backward_parallel(flat, dflat, dx, ELEMENTWISE_BLOCK)
-    else:
-        gelu_backward_serial(flat, dflat, dx)
+    run(gelu_backward_serial, gelu_backward_parallel, _work(flat, flat.size, GELU_BACKWARD_NS),
+        flat, dflat, dx, ELEMENTWISE_BLOCK)
     return dx.reshape(x.shape)
 
 
@@ -258,7 +298,7 @@ def layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float):
     mean = np.empty(x2.shape[0], x.dtype)
     rstd = np.empty(x2.shape[0], x.dtype)
     args = (x2, np.ascontiguousarray(w), np.ascontiguousarray(b), x.dtype.type(eps), y, mean, rstd)
-    (layer_norm_parallel if _is_big(x2.size) else layer_norm_serial)(*args)
+    run(layer_norm_serial, layer_norm_parallel, _work(x2, x2.size, LAYER_NORM_NS), *args)
     return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
 
 
@@ -272,12 +312,9 @@ def layer_norm_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, mean: np.n
     m1 = np.ascontiguousarray(mean).reshape(-1)
     r1 = np.ascontiguousarray(rstd).reshape(-1)
     dx = np.empty_like(x2)
-    rows = x2.shape[0]
-    if _is_big(x2.size):
-        nblocks = max(1, min(rows // 16, 4 * numba.get_num_threads()))
-        dw, db = layer_norm_backward_parallel(dy2, x2, w1, m1, r1, dx, nblocks)
-    else:
-        dw, db = layer_norm_backward_serial(dy2, x2, w1, m1, r1, dx)
+    nblocks = max(1, min(x2.shape[0] // 16, 4 * numba.get_num_threads()))
+    dw, db = run(layer_norm_backward_serial, layer_norm_backward_parallel,
+                 _work(x2, x2.size, LAYER_NORM_BACKWARD_NS), dy2, x2, w1, m1, r1, dx, nblocks)
     return dx.reshape(x.shape), dw, db
 
 

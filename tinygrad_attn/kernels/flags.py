@@ -7,9 +7,9 @@ must propagate. (`fastmath=True` would add "nnan"/"ninf", which let LLVM assume 
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
-# Below this many elements a kernel runs on one thread: waking the thread pool costs ~1-2 us,
-# more than the whole job for small arrays.
-PARALLEL_MIN_ELEMENTS = 1 << 15
+# The same without "reassoc", for code whose order of additions is the point: with it, LLVM rewrites
+# (x - m) - log_s as x - (m + log_s), hoisted out of the loop, and m + log_s rounds log_s away.
+FASTMATH_ORDERED = FASTMATH - {"reassoc"}
 
 # Numba's default "python" error model tests every division for a zero divisor so that it can raise
 # ZeroDivisionError; that branch stops LLVM from vectorising the loop (GELU ran 2.5x slower, Adam 7x).

@@ -5,7 +5,8 @@ The scheme, from the outside in (BLIS / GotoBLAS style):
 1. Pack B. Each distinct B (k x n) is copied once into panels of NR columns: panel jp is a
    contiguous (k, NR) block holding B[:, jp*NR : jp*NR + NR], the last panel zero-padded.
    NR is NVEC = 2 vector registers' worth (32 float32 / 16 float64 columns), or one register
-   when n fits in one. Packing reads row-major B or a transposed view (stored as B^T) alike.
+   when n fits in one (the caller, fast.py, sizes the packing buffer and so picks NR).
+   Packing reads row-major B or a transposed view (stored as B^T) alike.
 2. Split. One task is a (batch, block of rows of A); tasks run in parallel (`prange`). A is
    not packed: the micro-kernel reads it in place through a base offset and two strides, so
    row-major A and a transposed view cost the same. Only a last group of fewer than MR = 8
@@ -138,14 +139,6 @@ def micro_tile(a, a_off, a_rs, a_ps, bp, k, c, i0, j0) -> None:
 
 
 @njit(cache=True, error_model=ERROR_MODEL)
-def panel_width(out: np.ndarray) -> int:
-    """NR, the columns per panel of B and per micro-tile for out (nb, m, n): NVEC vectors' worth,
-    or a single vector if n fits in one (a wider tile would be half padding)."""
-    lanes = VECTOR_BYTES // out.itemsize
-    return lanes if out.shape[2] <= lanes else NVEC * lanes
-
-
-@njit(cache=True, error_model=ERROR_MODEL)
 def pack_b_panel(b: np.ndarray, b_trans: bool, j0: int, dst: np.ndarray) -> None:
     """dst[p, j] = B[p, j0 + j] for dst (k, NR), zero past column n; B is b (k, n) or, if
     b_trans, b.T (b is then (n, k) and is read along its rows)."""
@@ -217,15 +210,13 @@ def row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc) -> None:
 
 
 @njit(cache=True, error_model=ERROR_MODEL, parallel=True)
-def matmul_parallel(a, a_trans, a_idx, b, b_trans, b_idx, out, mc) -> None:
+def matmul_parallel(a, a_trans, a_idx, b, b_trans, b_idx, bp, out, mc) -> None:
     """out[t] = A[a_idx[t]] @ B[b_idx[t]]; A stored as a (m, k) or, if a_trans, (k, m); B stored
     as b (k, n) or, if b_trans, (n, k). All arrays C-contiguous and 3-D; k >= 1; mc a multiple
-    of MR (rows per task)."""
-    k = a.shape[1] if a_trans else a.shape[2]
-    nb, m, n = out.shape
-    nr = panel_width(out)
-    npan = (n + nr - 1) // nr
-    bp = np.empty((b.shape[0], npan, k, nr), out.dtype)
+    of MR (rows per task). bp (nb_b, npan, k, NR) receives the packed B: the caller passes it (fast.py
+    reuses one buffer), so a step's matmuls allocate nothing."""
+    nb, m = out.shape[:2]
+    npan = bp.shape[1]
     for t in prange(b.shape[0] * npan):
         pack_b_task(b, b_trans, t, npan, bp)
     nblk = (m + mc - 1) // mc
@@ -234,13 +225,10 @@ def matmul_parallel(a, a_trans, a_idx, b, b_trans, b_idx, out, mc) -> None:
 
 
 @njit(cache=True, error_model=ERROR_MODEL)
-def matmul_serial(a, a_trans, a_idx, b, b_trans, b_idx, out, mc) -> None:
+def matmul_serial(a, a_trans, a_idx, b, b_trans, b_idx, bp, out, mc) -> None:
     """`matmul_parallel` on one thread, for small products."""
-    k = a.shape[1] if a_trans else a.shape[2]
-    nb, m, n = out.shape
-    nr = panel_width(out)
-    npan = (n + nr - 1) // nr
-    bp = np.empty((b.shape[0], npan, k, nr), out.dtype)
+    nb, m = out.shape[:2]
+    npan = bp.shape[1]
     for t in range(b.shape[0] * npan):
         pack_b_task(b, b_trans, t, npan, bp)
     nblk = (m + mc - 1) // mc

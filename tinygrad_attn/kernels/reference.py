@@ -30,11 +30,26 @@ def softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return y * (dy - np.sum(y * dy, axis=-1, keepdims=True))
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    """y = x - max - log(sum(exp(x - max))) over the last axis (a row that is all -inf gives NaN, as in PyTorch)."""
+def _shift_logsum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(m, x - m, log s) over the last axis, keepdims: m = max (0 where not finite), s = sum(exp(x - m))."""
     m = np.max(x, axis=-1, keepdims=True, initial=-np.inf)
-    m = np.where(np.isfinite(m), m, 0)
-    return x - m - np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+    m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
+    shifted = x - m
+    with np.errstate(divide="ignore"):                      # a row of all -inf: log 0 = -inf
+        return m, shifted, np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """y = (x - max) - log(sum(exp(x - max))) over the last axis (a row that is all -inf gives NaN, as in
+    PyTorch). Never x - (max + log s): a large max rounds log s away (float32 [10000, 9994])."""
+    _, shifted, logsum = _shift_logsum(x)
+    return shifted - logsum
+
+
+def logsumexp(x: np.ndarray) -> np.ndarray:
+    """log(sum(exp(x))) over the last axis, shape x.shape[:-1]: max + log(sum(exp(x - max)))."""
+    m, _, logsum = _shift_logsum(x)
+    return (m + logsum)[..., 0]
 
 
 def log_softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -43,22 +58,26 @@ def log_softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
 
 
 def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int):
-    """Per-row loss_i = lse_i - logits[i, t_i] (0 where t_i == ignore_index) and lse_i = log sum_j exp(logits_ij).
+    """Per-row loss_i = -log softmax(logits_i)[t_i] = logsum_i - (logits[i, t_i] - m_i) (0 where t_i ==
+    ignore_index), with m_i the row max and logsum_i = log sum_j exp(logits_ij - m_i).
 
     logits (N, C) float; targets (N,) int64, each in [0, C) or equal to ignore_index.
-    Returns (loss (N,), lse (N,)), both of the logits' dtype.
+    Returns (loss (N,), logsum (N,)), both of the logits' dtype; logsum (the log-sum-exp less the max,
+    kept apart so a large max cannot round it away) is what `cross_entropy_backward` takes.
     """
-    m = np.max(logits, axis=1)
-    lse = m + np.log(np.sum(np.exp(logits - m[:, None]), axis=1))
+    _, shifted, logsum = _shift_logsum(logits)
     keep = targets != ignore_index
-    picked = logits[np.arange(len(targets)), np.where(keep, targets, 0)]
-    return np.where(keep, lse - picked, 0).astype(logits.dtype), lse.astype(logits.dtype)
+    picked = shifted[np.arange(len(targets)), np.where(keep, targets, 0)]
+    return np.where(keep, logsum[:, 0] - picked, 0).astype(logits.dtype), logsum[:, 0].astype(logits.dtype)
 
 
-def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray, lse: np.ndarray,
+def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray, logsum: np.ndarray,
                            ignore_index: int, scale: float) -> np.ndarray:
-    """dlogits_ij = scale * (exp(logits_ij - lse_i) - [j == t_i]), and 0 on ignored rows."""
-    d = np.exp(logits - lse[:, None])
+    """dlogits_ij = scale * (softmax(logits_i)_j - [j == t_i]) = scale * (exp((logits_ij - m_i) - logsum_i)
+    - [j == t_i]) with m_i the row max, and 0 on ignored rows."""
+    m = np.max(logits, axis=-1, keepdims=True, initial=-np.inf)
+    m = np.where(np.isfinite(m), m, 0).astype(logits.dtype)
+    d = np.exp((logits - m) - logsum[:, None])
     keep = targets != ignore_index
     rows = np.nonzero(keep)[0]
     d[rows, targets[rows]] -= 1

@@ -1,42 +1,58 @@
-"""Process settings the kernels' speed depends on, applied once when `tinygrad_attn.kernels` is imported.
+"""Process-wide settings the kernels' speed depends on: one opt-in call, never applied at import.
 
-Both are about the many short kernels of a small training step (about 50 parallel kernel calls and
-a few hundred fresh arrays of 0.25-1 MB per step):
+    import tinygrad_attn as ta
+    ta.kernels.tune_process()        # before the first kernel runs; the `tinygrad-attn` command does this
 
-* OpenMP spin. Between parallel kernels Numba's OpenMP workers spin, then sleep. Waking a sleeping
-  worker costs 25-55 us here, more than many of our kernels take, so they should still be spinning
-  when the next kernel of a step starts (usually well under 0.3 ms later): GOMP_SPINCOUNT=30000
-  spins for about 0.3-1 ms, then sleeps (the tiny-transformer step: 16.5 ms, against 25.5 ms with
-  OMP_WAIT_POLICY=passive). The price is paid on a busy machine: a spinning worker competes with
-  the other job for the core, and each parallel call can wait a scheduler slice (58-65 ms with one
-  of two cores busy, where passive waiting stays at ~23 ms; PyTorch's OpenMP threads do the same).
-  On a shared machine set OMP_WAIT_POLICY=passive; setting it or GOMP_SPINCOUNT yourself before
-  the import overrides this.
+Importing tinygrad_attn changes nothing in its host process (../shared/SPEC.md, "Kernels and backends").
+`tune_process()` is for a process that is only ours (the command, a script): it changes settings that
+other libraries in the process share, so a library user decides.
 
-* malloc thresholds (glibc only). By default glibc serves each array over 128 KB with a fresh
-  mmap, or returns freed heap memory to the system, so the next array of that size is new memory
-  again and every 4 KB page of it costs a page fault on first touch: the tiny-transformer step took
-  1,200 faults and twice its time. Raising M_MMAP_THRESHOLD to 32 MB and M_TRIM_THRESHOLD to 256 MB
-  keeps those pages in the process for reuse (what PyTorch's guide gets by swapping in jemalloc or
-  tcmalloc). The memory stays mapped, up to 256 MB beyond what is in use; it does not grow with
-  steps. Set TINYGRAD_ATTN_KEEP_MALLOC=1 before the import to leave malloc alone.
+* OpenMP waiting (`OMP_WAIT_POLICY=passive`). Between parallel kernels libgomp's workers spin
+  (300,000 spins by default) before they sleep. On an idle machine that saves the 5-50 us of waking
+  them; when another process holds a core, a spinning worker competes with it for the core and a
+  parallel call can wait a scheduler slice for it (a training step 4-7x slower). Passive workers sleep
+  at once and, woken, get the core promptly. The thread policy (`threads.py`) keeps the calls that go
+  parallel few and large, so the wake-up is a small part of each. libgomp reads the variable once, when
+  Numba first loads it (the first parallel kernel): set it later and it does nothing.
+* malloc thresholds (glibc only). glibc hands each array over its mmap threshold fresh pages and
+  returns freed heap to the system above its trim threshold, so a step that allocates and frees the
+  same large arrays page-faults on them every time. Raising M_MMAP_THRESHOLD to 32 MB and
+  M_TRIM_THRESHOLD to 256 MB keeps those pages for reuse (memory stays mapped up to 256 MB beyond what
+  is in use; it does not grow with steps). The kernels themselves allocate little per call (matmul
+  reuses its packing buffer; the row kernels write only their outputs), so this is a small gain.
+
+Settings the user made (an environment variable already set) are kept.
 """
+
+from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import os
 import sys
 
-SPIN_COUNT = "30000"
+from . import threads
+
 MMAP_THRESHOLD = 32 << 20          # glibc's own ceiling for its dynamic threshold
 TRIM_THRESHOLD = 256 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3     # mallopt parameter numbers from <malloc.h>
+WAIT_POLICY = "passive"
 
 
-def configure_openmp() -> None:
-    """Bound the OpenMP workers' spin (before the first parallel kernel loads libgomp)."""
-    if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
+def openmp_loaded() -> bool:
+    """True once Numba has started its OpenMP thread pool (after that, wait settings no longer apply)."""
+    from numba.np.ufunc import parallel
+    return bool(getattr(parallel, "_is_initialized", False))
+
+
+def configure_openmp() -> bool:
+    """Set OMP_WAIT_POLICY=passive unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT; False if too late."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return False
+    if openmp_loaded():
+        return False
+    os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+    return True
 
 
 def configure_malloc() -> bool:
@@ -50,3 +66,28 @@ def configure_malloc() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def tune_process() -> dict[str, bool]:
+    """Opt in to the process-wide settings above (call it before the first kernel runs).
+
+    Returns what was applied: {"openmp_passive": ..., "malloc_thresholds": ...}; False where the user's
+    own setting was kept, the call came too late, or the platform has no such setting.
+    """
+    applied = {"openmp_passive": configure_openmp(), "malloc_thresholds": configure_malloc()}
+    threads.refresh()                     # the thread policy's threshold depends on the wait policy
+    return applied
+
+
+def cache_dir() -> str:
+    """The folder where Numba keeps the compiled kernels (`cache=True`): NUMBA_CACHE_DIR's, or __pycache__."""
+    from .matmul import matmul_serial
+    return str(matmul_serial._cache._cache_path)
+
+
+def cache_is_cold() -> bool:
+    """True if no kernel has been compiled into `cache_dir()` yet (the first run will compile them)."""
+    try:
+        return not any(name.endswith(".nbi") for name in os.listdir(cache_dir()))
+    except OSError:
+        return True

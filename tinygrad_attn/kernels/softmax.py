@@ -7,13 +7,16 @@ threads with `prange`; the `*_serial` twins skip the thread pool for small input
 
 Stability: subtracting the row max m keeps every exp(x - m) <= 1. A row that is entirely -inf
 (a fully masked attention row) has m = -inf; softmax returns zeros for it instead of NaN.
+log-softmax is (x - m) - log s, never x - (m + log s): m + log s rounds log s away when m is large.
+`logsumexp_rows` (serial only: a reduction to one number per row is cheap next to what produced
+the row) gives the row's log-sum-exp for a stable `logsumexp` op.
 """
 
 import numpy as np
 from numba import njit, prange
 
 from .fastexp import fexp
-from .flags import ERROR_MODEL, FASTMATH
+from .flags import ERROR_MODEL, FASTMATH, FASTMATH_ORDERED
 from .rowmax import row_max
 
 
@@ -45,23 +48,35 @@ def softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
 
 
 @njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
-def row_logsumexp(x: np.ndarray):
-    """log(sum(exp(x))) computed as m + log(sum(exp(x - m))), m = max(x) (or 0 if m is not finite)."""
+def row_shift_logsum(x: np.ndarray):
+    """(m, log s) with m = max(x) (0 if m is not finite) and s = sum(exp(x - m)).
+
+    Kept apart, never added: x - logsumexp(x) is computed as (x - m) - log s, so a large m does not
+    swallow log s (in float32, 10000 + 0.0024757 rounds to 10000.0029; 1e30 + ln 3 to 1e30).
+    """
     m = row_max(x)
     if not np.isfinite(m):
         m = x.dtype.type(0)
     s = x.dtype.type(0)
     for j in range(x.size):
         s += fexp(x[j] - m)
-    return m + np.log(s)
+    return m, np.log(s)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
 def log_softmax_row(x: np.ndarray, y: np.ndarray) -> None:
-    """y = x - logsumexp(x) (a row of all -inf gives NaN, like numpy and PyTorch)."""
-    shift = row_logsumexp(x)
+    """y = (x - m) - log(sum(exp(x - m))) (a row of all -inf gives NaN, like numpy and PyTorch)."""
+    m, logsum = row_shift_logsum(x)
     for j in range(x.size):
-        y[j] = x[j] - shift
+        y[j] = (x[j] - m) - logsum
+
+
+@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
+def logsumexp_rows(x: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = log(sum_j exp(x[i, j])) = m + log s, rounded once (exact to the dtype at any magnitude)."""
+    for i in range(x.shape[0]):
+        m, logsum = row_shift_logsum(x[i])
+        out[i] = m + logsum
 
 
 @njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)

@@ -10,9 +10,15 @@ so a burst of noise on a shared machine hits all of them alike; each sample time
 calls, and the table reports the median sample per call. `ratio` is an implementation's time
 over the case's baseline (below 1: faster than the baseline).
 
-Start-up: `import tinygrad_attn.kernels` plus the first call of every kernel, measured in fresh
-subprocesses with an empty Numba cache (cold: everything compiles) and again with that cache
-filled (warm).
+Start-up: `import tinygrad_attn.kernels` plus the first call of matmul and softmax, then of every
+kernel, measured in fresh subprocesses with an empty Numba cache (cold: everything compiles) and
+again with that cache filled (warm).
+
+The header says where it ran: CPU model, cores, the thread policy, library versions. The bench
+makes the `tinygrad-attn` command's opt-in process settings (`kernels.tune_process()`) unless
+`--no-tune` (then it measures what a library user gets by default). `--busy` times the training
+steps beside a `while True: pass` process that it starts and stops itself (one core held by
+another job, as on a learner's laptop).
 """
 
 import importlib
@@ -30,6 +36,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from ...kernels import runtime, threads
 from ..args import Parser, check_output_file, integer
 from .case import BenchCase
 
@@ -85,15 +92,19 @@ def time_case(case: BenchCase, repeats: int) -> dict[str, float]:
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-# First call of each public kernel, small (serial path) and large (parallel path), float32.
+# Import, first matmul and softmax, then the first call of each public kernel, small (serial
+# path) and large (parallel path: 1024 x 256 is over the thread policy's threshold), float32.
 _STARTUP_SCRIPT = """
 import time
 t0 = time.perf_counter()
 import numpy as np
 import tinygrad_attn.kernels as K
 t1 = time.perf_counter()
+x = np.ones((64, 64), np.float32)
+K.softmax(K.matmul(x, x))
+t2 = time.perf_counter()
 rng = np.random.default_rng(0)
-for n in (8, 256):
+for n in (8, 1024):
     x = rng.standard_normal((n, n)).astype(np.float32)
     w = np.ones(n, np.float32)
     t = np.zeros(n, np.int64)
@@ -109,29 +120,51 @@ for n in (8, 256):
     K.gelu_backward(x, x)
     y, mean, rstd = K.layer_norm(x, w, w, 1e-5)
     K.layer_norm_backward(x, x, w, mean, rstd)
-print(t1 - t0, time.perf_counter() - t0)
+print(t1 - t0, t2 - t0, time.perf_counter() - t0)
 """
 
 
 def measure_startup() -> dict[str, float]:
-    """Seconds for the import alone and for import + first calls, cold (empty cache) and warm."""
+    """Seconds for the import alone, import + first matmul and softmax, and import + first call of every
+    kernel; cold (empty cache) and warm."""
     result = {}
     with tempfile.TemporaryDirectory() as cache_dir:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
         for label in ("cold", "warm"):
             out = subprocess.run([sys.executable, "-c", _STARTUP_SCRIPT], env=env, capture_output=True,
                                  text=True, check=True)
-            import_s, total_s = (float(v) for v in out.stdout.split())
+            import_s, first_s, total_s = (float(v) for v in out.stdout.split())
             result[f"{label}_import_s"] = import_s
+            result[f"{label}_first_matmul_softmax_s"] = first_s
             result[f"{label}_total_s"] = total_s
     return result
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the machine reports it (/proc/cpuinfo, else lscpu, else platform)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict[str, object]:
-    """What the numbers depend on: versions, threads, BLAS settings."""
+    """What the numbers depend on: CPU, versions, threads, BLAS settings."""
     env: dict[str, object] = {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
         "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-        "numba_threads": numba.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "numba_threads": numba.get_num_threads(),
     }
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT",
                 "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
@@ -162,6 +195,13 @@ def format_table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def _stop(process) -> None:
+    """Stop the --busy spinner (if any) and reap it."""
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table (and write JSON with --json). Returns the exit code."""
     parser = Parser(prog="tinygrad-attn bench", description=__doc__.splitlines()[0])
@@ -172,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", metavar="SUBSTRING", action="append",
                         help="only cases whose 'group case' contains this (repeat to allow several)")
     parser.add_argument("--no-startup", action="store_true", help="skip the cold/warm start-up measurement")
+    parser.add_argument("--busy", action="store_true",
+                        help="time the training steps beside a spinning process (one core busy); implies --no-startup")
+    parser.add_argument("--no-tune", action="store_true",
+                        help="leave the process settings at their defaults (no kernels.tune_process())")
     args = parser.parse_args(argv)
     check_output_file(parser, args.json, "--json")
     repeats = args.repeats or (5 if args.quick else 15)
@@ -179,30 +223,50 @@ def main(argv: list[str] | None = None) -> int:
         child = [sys.executable, "-m", "tinygrad_attn.cli.bench", *(sys.argv[1:] if argv is None else argv)]
         return subprocess.call(child, env={**os.environ, _OPENBLAS_TIMEOUT: "4"})
 
+    tuned = {} if args.no_tune else runtime.tune_process()
     cases = collect_cases(args.quick)
     chosen = [c for c in cases if not args.only or any(s.lower() in f"{c.group} {c.name}".lower() for s in args.only)]
     if not chosen:
         parser.error(f"argument --only: no case's 'group case' contains {' or '.join(map(repr, args.only))}; "
                      f"the groups are: {', '.join(dict.fromkeys(c.group for c in cases))}")
+    if args.busy and not args.only:                  # --busy: the training steps, unless --only says otherwise
+        chosen = [c for c in chosen if c.group == "training"]
     env = environment()
+    env["busy"] = args.busy
+    print(f"CPU: {env['cpu']}, {env['cores']} cores; numpy {env['numpy']}, numba {env['numba']}, "
+          f"torch {env['torch']}; python {env['python']}")
+    print(f"threads: {threads.describe()}; process settings: "
+          + (", ".join(f"{k}={v}" for k, v in tuned.items()) if tuned else "defaults (--no-tune)"))
     print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
     rows: list[dict[str, object]] = []
+    spinner = None
     for case in chosen:
-        times = time_case(case, repeats)
+        if args.busy and spinner is None:
+            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            print(f"--busy: timing beside a spinning process (pid {spinner.pid})")
+            time.sleep(0.2)
+        try:
+            times = time_case(case, repeats)
+        except BaseException:
+            _stop(spinner)
+            raise
         base = times.get(case.baseline)
         for impl, t in times.items():
             rows.append({"group": case.group, "case": case.name, "impl": impl, "us": t * 1e6,
                          "gflops": case.flops / t / 1e9 if case.flops else None,
                          "ratio": t / base if base else None, "baseline": case.baseline, **case.extra})
-    print(f"median time per call over {repeats} interleaved samples; ratio = time / time of the baseline (numba)")
+    _stop(spinner)
+    print(f"median time per call over {repeats} interleaved samples; ratio = time / time of the baseline (numba)"
+          + ("; one core busy (--busy)" if args.busy else ""))
     print(format_table(rows))
 
     startup = None
-    if not args.no_startup:
+    if not args.no_startup and not args.busy:
         startup = measure_startup()
-        print("start-up (import tinygrad_attn.kernels + first call of every kernel): "
-              f"cold {startup['cold_total_s']:.2f} s (import {startup['cold_import_s']:.2f} s), "
-              f"warm {startup['warm_total_s']:.2f} s (import {startup['warm_import_s']:.2f} s)")
+        print("start-up, fresh processes (import tinygrad_attn.kernels; + first matmul and softmax; + first call "
+              f"of every kernel): cold {startup['cold_import_s']:.2f} / {startup['cold_first_matmul_softmax_s']:.2f}"
+              f" / {startup['cold_total_s']:.2f} s, warm {startup['warm_import_s']:.2f} / "
+              f"{startup['warm_first_matmul_softmax_s']:.2f} / {startup['warm_total_s']:.2f} s")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"environment": env, "repeats": repeats, "results": rows, "startup": startup}, f, indent=2)

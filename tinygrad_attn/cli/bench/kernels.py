@@ -74,14 +74,55 @@ def _softmax_cases(quick: bool) -> list[BenchCase]:
     return out
 
 
+def _engine_softmax_cases(quick: bool) -> list[BenchCase]:
+    """softmax through the engine, the ops around it included: forward alone, and
+    `(x.softmax(-1) * g).sum().backward()` (PyTorch: the same lines on torch tensors)."""
+    import tinygrad_attn as ta
+
+    out = []
+    shapes = [(2048, 64), (512, 512)] if quick else [(2048, 64), (512, 512), (8192, 128)]
+    for shape in shapes:
+        x, g = _rand(*shape), _rand(*shape, seed=1)
+
+        def ours(backend, x=x, g=g, backward=True):
+            tx, tg = ta.Tensor(x, requires_grad=True), ta.Tensor(g)
+
+            def step():
+                with ta.backend(backend):
+                    if not backward:
+                        with ta.no_grad():
+                            return tx.softmax(-1)
+                    tx.grad = None
+                    (tx.softmax(-1) * tg).sum().backward()
+            return step
+
+        fwd = {"numba": ours("numba", backward=False), "numpy": ours("numpy", backward=False)}
+        both = {"numba": ours("numba"), "numpy": ours("numpy")}
+        if torch is not None:
+            px, pg = _t(x).requires_grad_(True), _t(g)
+
+            def torch_fwd(px=px):
+                with torch.no_grad():
+                    return torch.softmax(px, -1)
+
+            def torch_both(px=px, pg=pg):
+                px.grad = None
+                (px.softmax(-1) * pg).sum().backward()
+
+            fwd["torch"], both["torch"] = torch_fwd, torch_both
+        out.append(BenchCase("softmax engine", f"x.softmax(-1) {shape}", fwd))
+        out.append(BenchCase("softmax engine", f"(x.softmax(-1)*g).sum().backward() {shape}", both))
+    return out
+
+
 def _cross_entropy_cases() -> list[BenchCase]:
     n, c = 4096, 512
     x = _rand(n, c)
     t = np.random.default_rng(1).integers(0, c, n)
 
     def fb(mod):
-        loss, lse = mod.cross_entropy_forward(x, t, -100)
-        return loss.sum() / n, mod.cross_entropy_backward(x, t, lse, -100, 1.0 / n)
+        loss, logsum = mod.cross_entropy_forward(x, t, -100)
+        return loss.sum() / n, mod.cross_entropy_backward(x, t, logsum, -100, 1.0 / n)
 
     impls = {"numba": lambda: fb(fast), "numpy": lambda: fb(reference)}
     if torch is not None:
@@ -133,4 +174,5 @@ def _transformer_cases() -> list[BenchCase]:
 
 def cases(quick: bool = False) -> list[BenchCase]:
     """All kernel benchmark cases (`quick`: fewer and smaller ones)."""
-    return _matmul_cases(quick) + _softmax_cases(quick) + _cross_entropy_cases() + _transformer_cases()
+    return (_matmul_cases(quick) + _softmax_cases(quick) + _engine_softmax_cases(quick) + _cross_entropy_cases()
+            + _transformer_cases())
