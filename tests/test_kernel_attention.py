@@ -151,8 +151,8 @@ def test_causal_with_more_keys_than_queries_is_top_left_aligned(path):
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 def test_small_path_serial_and_threaded(threads, causal, monkeypatch):
     """Both drivers of the small-T path (serial loop / prange over heads) on odd sizes, Tq != Tk, dv != d and
-    a full mask; the default SMALL_SERIAL_WORK picks one of them by size."""
-    monkeypatch.setattr(attention, "SMALL_SERIAL_WORK", 1 << 40 if threads == "serial" else 0)
+    a full mask; by default the thread policy (kernels/threads.py) picks one of them by the work in the call."""
+    monkeypatch.setattr(attention.threads, "use_threads", lambda work_ns: threads == "parallel")
     _check(5, 23, 29, 7, 3, causal, "full", np.float32, seed=6)
     _check(3, 1, 1, 1, 2, causal, "padding", np.float64, seed=7)
 

@@ -47,6 +47,7 @@ lse is returned in natural-log units; a fully masked row has lse = -inf, o = 0 a
 """
 
 import math
+import time
 
 import numba
 import numpy as np
@@ -54,16 +55,17 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
+from . import threads
 from .flags import ERROR_MODEL
 from .matmul import MR, NVEC, VECTOR_BYTES, outer_tile, outer_tile_add
 
 BQ = 64            # query rows per task (forward) / per inner block (backward)
 BK = 64            # keys per block
 TR = 4             # rows of the small-T path's register tiles (4 x 2*SW for scores, 4 x SW for features)
-SERIAL_WORK = 1 << 21   # below this many multiply-adds (BH * Tq * Tk * (d + dv)) run without threads
 SW = 16            # columns of the small-T path's register tile (one AVX-512 vector of float32)
 SMALL_TILE = 128 * 128  # Tq * Tk up to this: the small-T path (one task per head, no padding); 0 disables it
-SMALL_SERIAL_WORK = 1 << 18   # small-T path: below this many multiply-adds run without threads
+FORWARD_NS = 0.017      # single-thread ns per multiply-add (BH * Tq * Tk * (d + dv) of them): threads.py's
+BACKWARD_NS = 0.027     # work estimate, which decides per call whether the thread pool pays (threads.use_threads)
 
 LOG2E = 1.0 / math.log(2.0)
 LN2 = math.log(2.0)
@@ -690,16 +692,13 @@ def _mask_arg(mask: np.ndarray | None, shape: tuple[int, int, int, int]) -> np.n
     return None if mask is None else np.broadcast_to(np.asarray(mask, dtype=bool), shape)
 
 
-def _is_small(bh: int, tq: int, tk: int, d: int, dv: int) -> bool:
-    return bh * tq * tk * (d + dv) < SERIAL_WORK
-
-
 def _use_small(tq: int, tk: int) -> bool:
     return 0 < tq * tk <= SMALL_TILE             # the small kernels read s[i, 0]: Tk >= 1
 
 
-def _small_run(bh: int, tq: int, tk: int, d: int, dv: int, serial, parallel):
-    return serial if bh * tq * tk * (d + dv) < SMALL_SERIAL_WORK else parallel
+def _work_ns(bh: int, tq: int, tk: int, d: int, dv: int, ns_per_madd: float) -> float:
+    """Estimated single-thread time of one call, for the thread policy (`threads.py`)."""
+    return bh * tq * tk * (d + dv) * ns_per_madd
 
 
 def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, causal: bool,
@@ -719,8 +718,8 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndar
     lse = np.empty(q.shape[:-1], q.dtype)
     if _use_small(tq, tk):
         o = _empty_like(q, o_shape)
-        run = _small_run(b * h, tq, tk, d, dv, _small_forward_serial, _small_forward_parallel)
-        run(q4, k4, v4, factor, mask4, bool(causal), _as_4d(o), lse.reshape(b * h, tq))
+        threads.run(_small_forward_serial, _small_forward_parallel, _work_ns(b * h, tq, tk, d, dv, FORWARD_NS),
+                    q4, k4, v4, factor, mask4, bool(causal), _as_4d(o), lse.reshape(b * h, tq))
         return o, lse
     nr = _panel_width(q.dtype)
     tqp, tkp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(dv, nr)
@@ -728,8 +727,8 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndar
     ktp, vpan = _panels(k4, d, tkp, nr, transpose=True), _panels(v4, tkp, dvp, nr)   # B operands
     o = np.zeros((b * h, tqp, dvp), q.dtype)
     lse2 = np.empty((b * h, tqp), q.dtype)
-    run = _forward_serial if _is_small(b * h, tq, tk, d, dv) else _forward_parallel
-    run(qp, ktp, vpan, factor, mask4, bool(causal), tq, tk, o, lse2)
+    threads.run(_forward_serial, _forward_parallel, _work_ns(b * h, tq, tk, d, dv, FORWARD_NS),
+                qp, ktp, vpan, factor, mask4, bool(causal), tq, tk, o, lse2)
     np.multiply(lse2[:, :tq], q.dtype.type(LN2), out=lse.reshape(b * h, tq))
     return _unpadded(o, q, o_shape), lse
 
@@ -751,9 +750,9 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
     lse2 = lse.reshape(b * h, tq) * dtype.type(LOG2E)   # a fresh (B*H, Tq) array in q's dtype
     if _use_small(tq, tk):
         dq, dk, dvo = _empty_like(q, q.shape), _empty_like(k, k.shape), _empty_like(v, v.shape)
-        run = _small_run(b * h, tq, tk, d, dv, _small_backward_serial, _small_backward_parallel)
-        run(q4, k4, v4, o4, do4, lse2, factor, dtype.type(scale), mask4, bool(causal),
-            _as_4d(dq), _as_4d(dk), _as_4d(dvo))
+        threads.run(_small_backward_serial, _small_backward_parallel, _work_ns(b * h, tq, tk, d, dv, BACKWARD_NS),
+                    q4, k4, v4, o4, do4, lse2, factor, dtype.type(scale), mask4, bool(causal),
+                    _as_4d(dq), _as_4d(dk), _as_4d(dvo))
         return dq, dk, dvo
     nr = _panel_width(dtype)
     tqp, tkp, dp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(d, nr), _round_up(dv, nr)
@@ -763,12 +762,16 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
     lse2p[:, :tq] = lse2
     big_d = np.zeros((b * h, tqp), dtype)
     big_d[:, :tq] = np.einsum("bhic,bhic->bhi", do4, o4).reshape(b * h, tq)
-    small = _is_small(b * h, tq, tk, d, dv)
-    dq_part = np.zeros((1 if small else numba.get_num_threads(), b * h, tqp, dp), dtype)
+    work_ns = _work_ns(b * h, tq, tk, d, dv, BACKWARD_NS)
+    parallel = threads.use_threads(work_ns)                   # decided first: it sets how many dq buffers
+    dq_part = np.zeros((numba.get_num_threads() if parallel else 1, b * h, tqp, dp), dtype)
     dk = np.zeros((b * h, tkp, dp), dtype)
     dvo = np.zeros((b * h, tkp, dvp), dtype)
-    run = _backward_serial if small else _backward_parallel
-    run(ops, factor, dtype.type(scale), lse2p, big_d, mask4, bool(causal), tq, tk, dq_part, dk, dvo)
+    t0 = time.perf_counter()
+    (_backward_parallel if parallel else _backward_serial)(ops, factor, dtype.type(scale), lse2p, big_d, mask4,
+                                                           bool(causal), tq, tk, dq_part, dk, dvo)
+    if parallel:
+        threads.record(work_ns, time.perf_counter() - t0)
     dq = dq_part[0]                                 # in place: every fresh buffer costs page faults
     for other in dq_part[1:]:
         dq += other
