@@ -747,6 +747,8 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
     tk, dv = v4.shape[2:]
     dtype = q.dtype
     factor, mask4 = dtype.type(scale * LOG2E), _mask_arg(mask, (b, h, tq, tk))
+    if tq == 0 or tk == 0:                              # no scores at all: nothing flows back (no keys is the
+        return np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)   # limit of a fully masked row)
     lse2 = lse.reshape(b * h, tq) * dtype.type(LOG2E)   # a fresh (B*H, Tq) array in q's dtype
     if _use_small(tq, tk):
         dq, dk, dvo = _empty_like(q, q.shape), _empty_like(k, k.shape), _empty_like(v, v.shape)
