@@ -5,6 +5,7 @@ the tests (so the venv and its package; the test checks it), in a temporary fold
 NotebookClient raises on the first cell that fails. They are small on purpose: seconds each.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def test_stored_without_outputs(path):
 def test_points_to_the_exercises(path):
     text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
     assert "tinygrad-attn exercise list" in text and "tinygrad-attn exercise check" in text
+    from tinygrad_attn.cli.exercises import NAMES
+    named = set(re.findall(r"tinygrad-attn exercise (?:start|check) (\w+)", text))
+    assert named and named <= set(NAMES), f"{path.name} names exercises {named}; there are {NAMES}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
