@@ -64,7 +64,7 @@ PACK_SCRATCH_MAX = 1 << 20         # elements: matmul reuses one packing buffer 
 
 # Single-thread cost estimates, ns per element (per multiply-add for matmul), float32.
 MATMUL_NS = 0.012
-SOFTMAX_NS, SOFTMAX_BACKWARD_NS = 0.6, 0.2
+SOFTMAX_NS, SOFTMAX_BACKWARD_NS = 1.0, 0.2   # softmax: 64-wide rows (attention) cost ~1 ns an element
 LOG_SOFTMAX_NS, LOG_SOFTMAX_BACKWARD_NS = 0.7, 0.4
 CROSS_ENTROPY_NS, CROSS_ENTROPY_BACKWARD_NS = 0.6, 0.5
 GELU_NS, GELU_BACKWARD_NS = 0.4, 0.4
