@@ -132,7 +132,8 @@ def fit(model, task: Task, args: argparse.Namespace) -> tuple[dict, float]:
     log_every = max(1, args.steps // 10)
     runtime = ta.kernels.runtime
     if ta.get_backend() == "numba" and not args.quiet and runtime.cache_is_cold():
-        print(f"compiling the Numba kernels (first run only, a few seconds); cached in {runtime.cache_dir()}")
+        print("compiling the Numba kernels (first run only: about 20 s on a 2-core machine, then seconds); "
+              f"cached in {runtime.cache_dir()}")
     probe = task.batch(min(args.eval_size, 256), held_out=True)     # [n, T], [n, T], never trained on
     snapshots = snapshot_steps(args.steps)
     history["snapshots"][0] = probe_model(model, probe)[1]
