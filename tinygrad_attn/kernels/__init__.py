@@ -25,7 +25,6 @@ from .fast import (
     layer_norm_backward,
     log_softmax,
     log_softmax_backward,
-    logsumexp,
     matmul,
     softmax,
     softmax_backward,
@@ -34,7 +33,7 @@ from .runtime import tune_process
 
 __all__ = [
     "fast", "reference", "runtime", "threads", "tune_process",
-    "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "logsumexp",
+    "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy_forward", "cross_entropy_backward", "gelu", "gelu_backward", "layer_norm",
     "layer_norm_backward", "attention_forward", "attention_backward", "embedding_backward", "adam_update",
 ]

@@ -42,7 +42,6 @@ from .softmax import (
     log_softmax_backward_serial,
     log_softmax_parallel,
     log_softmax_serial,
-    logsumexp_rows,
     softmax_backward_parallel,
     softmax_backward_serial,
     softmax_parallel,
@@ -51,7 +50,7 @@ from .softmax import (
 from .threads import run
 
 __all__ = [
-    "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "logsumexp",
+    "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy_forward", "cross_entropy_backward", "gelu", "gelu_backward",
     "layer_norm", "layer_norm_backward", "embedding_backward", "adam_update",
 ]
@@ -203,17 +202,6 @@ def log_softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     if not _covered(y, dy) or y.ndim == 0 or y.size == 0 or y.shape != dy.shape:
         return reference.log_softmax_backward(y, dy)
     return _rowwise(log_softmax_backward_serial, log_softmax_backward_parallel, LOG_SOFTMAX_BACKWARD_NS, y, dy)
-
-
-def logsumexp(x: np.ndarray) -> np.ndarray:
-    """log(sum(exp(x))) over the last axis, shape x.shape[:-1]: max + log(sum(exp(x - max))), exact to the
-    dtype at any magnitude (a row of all -inf gives -inf)."""
-    if not _covered(x) or x.ndim == 0 or x.size == 0:
-        return reference.logsumexp(x)
-    rows = _rows(x)
-    out = np.empty(rows.shape[0], x.dtype)
-    logsumexp_rows(rows, out)
-    return out.reshape(x.shape[:-1])
 
 
 # ----------------------------------------------------------------------------- cross-entropy

@@ -46,12 +46,6 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return shifted - logsum
 
 
-def logsumexp(x: np.ndarray) -> np.ndarray:
-    """log(sum(exp(x))) over the last axis, shape x.shape[:-1]: max + log(sum(exp(x - max)))."""
-    m, _, logsum = _shift_logsum(x)
-    return (m + logsum)[..., 0]
-
-
 def log_softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """dx = dy - exp(y) * sum(dy) over the last axis, where y = log_softmax(x)."""
     return dy - np.exp(y) * np.sum(dy, axis=-1, keepdims=True)

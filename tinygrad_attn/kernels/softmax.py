@@ -8,8 +8,6 @@ threads with `prange`; the `*_serial` twins skip the thread pool for small input
 Stability: subtracting the row max m keeps every exp(x - m) <= 1. A row that is entirely -inf
 (a fully masked attention row) has m = -inf; softmax returns zeros for it instead of NaN.
 log-softmax is (x - m) - log s, never x - (m + log s): m + log s rounds log s away when m is large.
-`logsumexp_rows` (serial only: a reduction to one number per row is cheap next to what produced
-the row) gives the row's log-sum-exp for a stable `logsumexp` op.
 """
 
 import numpy as np
@@ -73,14 +71,6 @@ def log_softmax_row(x: np.ndarray, y: np.ndarray) -> None:
     m, logsum = row_shift_logsum(x)
     for j in range(x.size):
         y[j] = (x[j] - m) - logsum
-
-
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
-def logsumexp_rows(x: np.ndarray, out: np.ndarray) -> None:
-    """out[i] = log(sum_j exp(x[i, j])) = m + log s, rounded once (exact to the dtype at any magnitude)."""
-    for i in range(x.shape[0]):
-        m, logsum = row_shift_logsum(x[i])
-        out[i] = m + logsum
 
 
 @njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
