@@ -234,3 +234,19 @@ def test_clip_grad_norm_max_norm_must_be_a_number_at_least_zero(max_norm, error)
 def test_clip_grad_norm_refuses_a_module():
     with pytest.raises(TypeError, match=r"clip_grad_norm: .*got the module Linear; pass Linear.parameters\(\)"):
         optim.clip_grad_norm(nn.Linear(2, 2), 1.0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=ta.Tensor(0.05), momentum=ta.Tensor(0.9), weight_decay=np.array(0.1)),
+    lambda ps: optim.Adam(ps, lr=np.float32(0.01), betas=(ta.Tensor(0.9), np.float64(0.99)), eps=ta.Tensor(1e-8)),
+], ids=["sgd", "adam"])
+def test_hyperparameters_given_as_0d_tensors_are_read_as_numbers(make):
+    """A 0-d Tensor or array passes the number check, so it must be stored as the number it holds: a Tensor
+    kept as momentum broke the second step (a Tensor does not take part in numpy's in-place ufuncs)."""
+    p = ta.Tensor(np.ones(3), requires_grad=True)
+    opt = make([p])
+    for _ in range(2):
+        p.grad = np.ones(3)
+        opt.step()
+    assert all(isinstance(v, float) for v in vars(opt).values() if not isinstance(v, (list, tuple)))
+    assert np.all(np.isfinite(p.data)) and np.all(p.data < 1)

@@ -20,6 +20,7 @@ import numpy as np
 from . import ops
 from .random import rng
 from .tensor import FLOATS, Tensor, apply, broadcast_shape, index_array, no_grad, promote
+from .validate import check_int, check_number
 
 
 def _float_tensor(op: str, x, name: str = "input") -> Tensor:
@@ -87,10 +88,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
     Identity when `training` is False or p == 0. The mask is drawn from the package generator.
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise TypeError(f"dropout: p must be a number, got {p!r} of type {type(p).__name__}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    p = check_number("dropout", "p", p, min=0.0, max=1.0)
     x = _float_tensor("dropout", x)
     if not training or p == 0.0:
         return x
@@ -145,8 +143,8 @@ def _class_targets(op: str, name: str, scores: Tensor, targets, ignore_index) ->
     if t.shape != scores.shape[:-1]:
         raise ValueError(f"{op}: {name} of shape {scores.shape} need targets of shape {scores.shape[:-1]}, "
                          f"got {t.shape}")
-    if ignore_index is not None and (not isinstance(ignore_index, (int, np.integer)) or isinstance(ignore_index, bool)):
-        raise TypeError(f"{op}: ignore_index must be an int or None, got {ignore_index!r}")
+    if ignore_index is not None:
+        check_int(op, "ignore_index", ignore_index)
     n_classes = scores.shape[-1]
     bad = (t < 0) | (t >= n_classes)
     if ignore_index is not None:
@@ -176,10 +174,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None, labe
     """
     logits = _float_tensor("cross_entropy", logits, "logits")
     flat, ignore = _class_targets("cross_entropy", "logits", logits, targets, ignore_index)   # [N]
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.integer, np.floating)):
-        raise TypeError(f"cross_entropy: label_smoothing must be a number, got {label_smoothing!r}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    label_smoothing = check_number("cross_entropy", "label_smoothing", label_smoothing, min=0.0, max=1.0)
     n_classes = logits.shape[-1]
     loss = apply(ops.CrossEntropy, logits.reshape(-1, n_classes), targets=flat, ignore_index=ignore)
     if not label_smoothing:
@@ -209,8 +204,7 @@ def one_hot(indices, num_classes: int) -> Tensor:
     idx = index_array("one_hot", indices)
     if idx.dtype == np.bool_:
         raise TypeError(f"one_hot: indices must be integers, got a boolean array of shape {idx.shape}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"one_hot: num_classes must be an int >= 1, got {num_classes!r}")
+    num_classes = check_int("one_hot", "num_classes", num_classes, min=1)
     if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
         bad = idx[(idx < 0) | (idx >= num_classes)].flat[0]
         raise ValueError(f"one_hot: index {bad} is out of range for num_classes={num_classes} "

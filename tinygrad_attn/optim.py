@@ -15,9 +15,6 @@ from .backend import K
 from .tensor import Tensor
 from .validate import check_number
 
-# Argument checks shared by the optimizers and clip_grad_norm. Kept small and local so that they can move to
-# one package-wide validation module later; each names the caller (`op`) and the offending value.
-
 
 def _parameter_list(op: str, params) -> list[Tensor]:
     """params (an iterable of Tensors) as a list; a single Tensor or a Module is the usual slip."""
@@ -87,11 +84,6 @@ class Optimizer:
         raise NotImplementedError
 
 
-def _check_non_negative(op: str, **values: float) -> None:
-    for name, value in values.items():
-        check_number(op, name, value, min=0.0)
-
-
 class SGD(Optimizer):
     """Stochastic gradient descent, as `torch.optim.SGD` (no dampening, no Nesterov):
 
@@ -103,8 +95,8 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Tensor], lr: float = _REQUIRED, momentum: float = 0.0,
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
-        _check_non_negative("SGD", momentum=momentum, weight_decay=weight_decay)
-        self.momentum, self.weight_decay = momentum, weight_decay
+        self.momentum = check_number("SGD", "momentum", momentum, min=0.0)        # stored as the float checked
+        self.weight_decay = check_number("SGD", "weight_decay", weight_decay, min=0.0)
         self.buffers: list[np.ndarray | None] = [None] * len(self.params)
 
     def step(self) -> None:
@@ -135,11 +127,13 @@ class Adam(Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr)
         name = type(self).__name__
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
-                and all(isinstance(b, (int, float, np.number)) and 0.0 <= b < 1.0 for b in betas)):
-            raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas}")
-        _check_non_negative(name, eps=eps, weight_decay=weight_decay)
-        self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas!r}")
+        self.betas = tuple(check_number(name, "betas", b, min=0.0, max=1.0) for b in betas)
+        if max(self.betas) == 1.0:
+            raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas!r}")
+        self.eps = check_number(name, "eps", eps, min=0.0)
+        self.weight_decay = check_number(name, "weight_decay", weight_decay, min=0.0)
         self.m: list[np.ndarray | None] = [None] * len(self.params)
         self.v: list[np.ndarray | None] = [None] * len(self.params)
         self.t = [0] * len(self.params)

@@ -142,16 +142,14 @@ def _converters(torch) -> dict:
     converters = {
         nn.Linear: linear, nn.Embedding: embedding, nn.LayerNorm: layer_norm,
         nn.Dropout: lambda layer: torch.nn.Dropout(layer.p),
-        nn.ReLU: lambda layer: torch.nn.ReLU(),
+        nn.ReLU: lambda layer: torch.nn.ReLU(), nn.SiLU: lambda layer: torch.nn.SiLU(),
+        nn.Tanh: lambda layer: torch.nn.Tanh(),
         nn.GELU: lambda layer: torch.nn.GELU(approximate="tanh"),   # Tensor.gelu is the tanh approximation
         nn.Sequential: lambda seq: torch.nn.Sequential(*(_convert(m, torch) for m in seq)),
         nn.ModuleList: lambda mods: torch.nn.ModuleList([_convert(m, torch) for m in mods]),
         nn.SelfAttention: SelfAttention, nn.MultiHeadAttention: MultiHeadAttention,
         nn.TransformerBlock: TransformerBlock,
     }
-    for name, torch_class in (("SiLU", torch.nn.SiLU), ("Tanh", torch.nn.Tanh)):   # layers newer than this file
-        if hasattr(nn, name):
-            converters[getattr(nn, name)] = lambda layer, torch_class=torch_class: torch_class()
     return converters
 
 

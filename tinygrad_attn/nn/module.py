@@ -13,9 +13,6 @@ import numpy as np
 
 from ..tensor import FLOATS, Tensor
 
-# Argument checks for layer constructors, kept small and local so that they can move to one package-wide
-# validation module later. Each names the layer, the argument and the offending value.
-
 
 class Parameter(Tensor):
     """A Tensor that a Module trains: `requires_grad=True`, float32 unless given float64 data or cast."""
