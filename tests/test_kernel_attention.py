@@ -153,8 +153,21 @@ def test_small_path_serial_and_threaded(threads, causal, monkeypatch):
     """Both drivers of the small-T path (serial loop / prange over heads) on odd sizes, Tq != Tk, dv != d and
     a full mask; by default the thread policy (kernels/threads.py) picks one of them by the work in the call."""
     monkeypatch.setattr(attention.threads, "use_threads", lambda work_ns: threads == "parallel")
+    monkeypatch.setattr(attention.threads, "record", lambda *a: None)   # no back-off state left for other tests
     _check(5, 23, 29, 7, 3, causal, "full", np.float32, seed=6)
     _check(3, 1, 1, 1, 2, causal, "padding", np.float64, seed=7)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+def test_blocked_path_serial_and_threaded(threads, causal, monkeypatch):
+    """Both drivers of the blocked path: the parallel backward gives each worker its own dq buffer and sums
+    them after, so several heads and key blocks (Tk > BK) must give the same result as the serial one."""
+    monkeypatch.setattr(attention, "SMALL_TILE", 0)
+    monkeypatch.setattr(attention.threads, "use_threads", lambda work_ns: threads == "parallel")
+    monkeypatch.setattr(attention.threads, "record", lambda *a: None)
+    _check(3, 70, 131, 7, 5, causal, "padding", np.float32, seed=9)
+    _check(2, 65, 67, 3, 2, causal, "full", np.float64, seed=10)
 
 
 @pytest.mark.parametrize("tq, tk, small", [(32, 32, True), (128, 128, True), (64, 256, True),

@@ -21,6 +21,7 @@ BIG_ROWS = 515                                      # (BIG_ROWS, 64): an odd num
 def path(request, monkeypatch):
     """Run the test with the thread policy sending every call to the `*_serial` or the `*_parallel` kernel."""
     monkeypatch.setattr(threads, "use_threads", lambda work_ns: request.param == "parallel")
+    monkeypatch.setattr(threads, "record", lambda *a: None)   # no back-off state left for other tests
     return request.param
 
 

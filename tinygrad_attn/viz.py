@@ -405,8 +405,7 @@ def plot_graph(tensor: ta.Tensor, params=None, path: str | Path | None = None) -
     artists = {}
     for k, (text, is_op) in label.items():
         style = (dict(boxstyle="ellipse,pad=0.3", facecolor="#fff3d6", edgecolor="#b07d1a") if is_op else
-                 dict(boxstyle="round,pad=0.3", facecolor="#dde8f8" if text.count("\n") else "white",
-                      edgecolor="#4a6fa5"))
+                 dict(boxstyle="round,pad=0.3", facecolor="#dde8f8", edgecolor="#4a6fa5"))
         artists[k] = ax.text(x[k], y[k], text, ha="center", va="center", fontsize=7, bbox=style, zorder=2)
     for a, b in edges:                                        # an edge that skips rows bows out, past the boxes
         bend = 0.0 if y[a] - y[b] <= 1 else 0.4

@@ -696,9 +696,9 @@ def _use_small(tq: int, tk: int) -> bool:
     return 0 < tq * tk <= SMALL_TILE             # the small kernels read s[i, 0]: Tk >= 1
 
 
-def _work_ns(bh: int, tq: int, tk: int, d: int, dv: int, ns_per_madd: float) -> float:
+def _work_ns(bh: int, tq: int, tk: int, d: int, dv: int, ns_per_madd: float, itemsize: int) -> float:
     """Estimated single-thread time of one call, for the thread policy (`threads.py`)."""
-    return bh * tq * tk * (d + dv) * ns_per_madd
+    return bh * tq * tk * (d + dv) * ns_per_madd * (itemsize / 4)    # float64 costs double
 
 
 def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, causal: bool,
@@ -718,7 +718,8 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndar
     lse = np.empty(q.shape[:-1], q.dtype)
     if _use_small(tq, tk):
         o = _empty_like(q, o_shape)
-        threads.run(_small_forward_serial, _small_forward_parallel, _work_ns(b * h, tq, tk, d, dv, FORWARD_NS),
+        work_ns = _work_ns(b * h, tq, tk, d, dv, FORWARD_NS, q.itemsize)
+        threads.run(_small_forward_serial, _small_forward_parallel, work_ns,
                     q4, k4, v4, factor, mask4, bool(causal), _as_4d(o), lse.reshape(b * h, tq))
         return o, lse
     nr = _panel_width(q.dtype)
@@ -727,7 +728,7 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndar
     ktp, vpan = _panels(k4, d, tkp, nr, transpose=True), _panels(v4, tkp, dvp, nr)   # B operands
     o = np.zeros((b * h, tqp, dvp), q.dtype)
     lse2 = np.empty((b * h, tqp), q.dtype)
-    threads.run(_forward_serial, _forward_parallel, _work_ns(b * h, tq, tk, d, dv, FORWARD_NS),
+    threads.run(_forward_serial, _forward_parallel, _work_ns(b * h, tq, tk, d, dv, FORWARD_NS, q.itemsize),
                 qp, ktp, vpan, factor, mask4, bool(causal), tq, tk, o, lse2)
     np.multiply(lse2[:, :tq], q.dtype.type(LN2), out=lse.reshape(b * h, tq))
     return _unpadded(o, q, o_shape), lse
@@ -752,7 +753,8 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
     lse2 = lse.reshape(b * h, tq) * dtype.type(LOG2E)   # a fresh (B*H, Tq) array in q's dtype
     if _use_small(tq, tk):
         dq, dk, dvo = _empty_like(q, q.shape), _empty_like(k, k.shape), _empty_like(v, v.shape)
-        threads.run(_small_backward_serial, _small_backward_parallel, _work_ns(b * h, tq, tk, d, dv, BACKWARD_NS),
+        work_ns = _work_ns(b * h, tq, tk, d, dv, BACKWARD_NS, q.itemsize)
+        threads.run(_small_backward_serial, _small_backward_parallel, work_ns,
                     q4, k4, v4, o4, do4, lse2, factor, dtype.type(scale), mask4, bool(causal),
                     _as_4d(dq), _as_4d(dk), _as_4d(dvo))
         return dq, dk, dvo
@@ -764,7 +766,7 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
     lse2p[:, :tq] = lse2
     big_d = np.zeros((b * h, tqp), dtype)
     big_d[:, :tq] = np.einsum("bhic,bhic->bhi", do4, o4).reshape(b * h, tq)
-    work_ns = _work_ns(b * h, tq, tk, d, dv, BACKWARD_NS)
+    work_ns = _work_ns(b * h, tq, tk, d, dv, BACKWARD_NS, q.itemsize)
     parallel = threads.use_threads(work_ns)                   # decided first: it sets how many dq buffers
     dq_part = np.zeros((numba.get_num_threads() if parallel else 1, b * h, tqp, dp), dtype)
     dk = np.zeros((b * h, tkp, dp), dtype)
@@ -773,7 +775,7 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
     (_backward_parallel if parallel else _backward_serial)(ops, factor, dtype.type(scale), lse2p, big_d, mask4,
                                                            bool(causal), tq, tk, dq_part, dk, dvo)
     if parallel:
-        threads.record(work_ns, time.perf_counter() - t0)
+        threads.record(work_ns, time.perf_counter() - t0, _backward_parallel)
     dq = dq_part[0]                                 # in place: every fresh buffer costs page faults
     for other in dq_part[1:]:
         dq += other

@@ -26,8 +26,8 @@ How workers wait between calls is a process-wide setting of the OpenMP runtime, 
 package leaves it alone; `runtime.tune_process()` (which the `tinygrad-attn` command calls) makes
 them wait passively. This module only decides per call, and holds no thread pool of its own.
 
-`run(serial, parallel, work_ns, *args)` is the one entry point the kernel wrappers use; another kernel
-module (e.g. attention.py) can adopt the policy the same way, or call `use_threads` / `record` itself.
+`run(serial, parallel, work_ns, *args)` is the one entry point the kernel wrappers use; attention.py's
+backward, which must know the decision before it allocates, calls `use_threads` / `record` itself.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ BACKOFF_S = 0.1                # threads off this long after a parallel call tha
 MAX_BACKOFF_S = 2.0            # ... doubling while they keep failing, up to this
 
 _state = {"off_until": 0.0, "backoff": BACKOFF_S, "min_ns": None}
+_timed: set[int] = set()       # parallel kernels called once already: their first call loads code and starts the pool
 
 
 def waits_passively() -> bool:
@@ -72,13 +73,17 @@ def refresh() -> None:
 
 def use_threads(work_ns: float) -> bool:
     """True if a kernel call of about `work_ns` single-thread nanoseconds should run on the thread pool."""
-    return (work_ns >= (_state["min_ns"] or min_parallel_ns()) and numba.get_num_threads() > 1
+    return (work_ns >= min_parallel_ns() and numba.get_num_threads() > 1
             and time.perf_counter() >= _state["off_until"])
 
 
-def record(work_ns: float, elapsed_s: float) -> None:
+def record(work_ns: float, elapsed_s: float, kernel: Callable | None = None) -> None:
     """Report a parallel call's wall time; one slower than STALL_FACTOR x its single-thread estimate backs
-    threads off."""
+    threads off. The first call of each `kernel` is not judged: it loads (or compiles) the code and may
+    start the thread pool, which says nothing about whether threads pay."""
+    if kernel is not None and id(kernel) not in _timed:
+        _timed.add(id(kernel))
+        return
     if elapsed_s * 1e9 > STALL_FACTOR * work_ns:
         _state["off_until"] = time.perf_counter() + _state["backoff"]
         _state["backoff"] = min(MAX_BACKOFF_S, 2 * _state["backoff"])
@@ -92,7 +97,7 @@ def run(serial: Callable, parallel: Callable, work_ns: float, *args):
         return serial(*args)
     t0 = time.perf_counter()
     out = parallel(*args)
-    record(work_ns, time.perf_counter() - t0)
+    record(work_ns, time.perf_counter() - t0, parallel)
     return out
 
 

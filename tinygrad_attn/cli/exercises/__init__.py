@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from ..args import Parser
+from ..args import CommandError, Parser, make_folder
 from .grading import LearnerError, load, report
 
 NAMES = ("softmax", "matmul", "cross_entropy", "layer_norm", "sdpa", "self_attention", "logsumexp", "new_layer")
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    print(f"tinygrad-attn exercise: {message}", file=sys.stderr)
+    print(f"tinygrad-attn exercise: error: {message}", file=sys.stderr)
     return 2
 
 
@@ -109,11 +109,11 @@ def start(ex: ModuleType, folder: Path, force: bool) -> int:
     path = folder / f"{ex.NAME}.py"
     if path.exists() and not force:
         return _fail(f"{path} exists already; edit it, or pass --force to start over")
+    make_folder(folder)                                        # a failure while running: one line, status 1
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         path.write_text(stub(ex.SOLUTION))
     except OSError as e:
-        return _fail(f"cannot write {path}: {e.strerror or e}")
+        raise CommandError(f"cannot write {path}: {e.strerror or e}") from e
     print(f"wrote {path}: {ex.GOAL}\nfill in the parts that raise NotImplementedError, then run "
           f"`tinygrad-attn exercise check {ex.NAME}{'' if folder == DEFAULT_DIR else ' ' + str(path)}`")
     return 0
