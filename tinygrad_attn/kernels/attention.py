@@ -74,7 +74,7 @@ LN2 = math.log(2.0)
 # because no step produces a NaN from finite inputs (-inf - -inf is avoided explicitly); it lets LLVM
 # vectorise the row maximum.
 _FASTMATH = {"nnan", "contract", "reassoc", "nsz", "arcp", "afn"}
-_JIT = {"cache": True, "fastmath": _FASTMATH, "nogil": True, "error_model": ERROR_MODEL}
+_JIT = {"cache": True, "no_cfunc_wrapper": True, "fastmath": _FASTMATH, "nogil": True, "error_model": ERROR_MODEL}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -375,12 +375,12 @@ def _backward_serial(ops, factor, scale, lse2, big_d, mask, causal, tq, tk, dq_p
 # Small-T path: one task per head, no padding, rows processed one query at a time
 # --------------------------------------------------------------------------------------------------------------
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def _ceil_to(n, multiple):
     return (n + multiple - 1) // multiple * multiple
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def _head(x, b):
     """Head b of a (B, H, T, c) array, x[b // H, b % H], as a (T, c) view through x's strides. Indexed with
     the trailing ':, :' the view is typed layout 'A' even when x is C-contiguous, so the per-head kernels
@@ -451,7 +451,7 @@ def _small_copy(x, rows, cols, transpose, dtype):
     return out
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def _small_store(x, src):
     """x[i, c] = src[i, c] over x's (T, c) entries: a result written from its padded scratch straight into
     the strided output."""
@@ -466,7 +466,7 @@ def _small_store(x, src):
                 x[i, c] = src[i, c]
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def _small_scores(qs, kt, s, factor, mask, causal, tq, tk):
     """s2 = factor * q k^T for the whole (padded) tile of one head on 4 x SW register tiles, then masking.
     Returns nothing; afterwards row i < tq holds scores for keys j < stop_i (the allowed prefix, -inf where
@@ -562,7 +562,7 @@ def _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, dq, 
     score_tile = _small_score_tile(dtype)
     qs = _small_copy(q, tqp, dp, False, dtype)
     ks = _small_copy(k, tkp, dp, False, dtype)
-    kt = _small_copy(k, d, tkp, True, dtype)
+    kt = _small_copy(k, dp, tkp, True, dtype)     # rows padded to dp, like qs's columns: one _small_scores
     vt = _small_copy(v, dvw, tkp, True, dtype)
     dos = _small_copy(do, tqp, dvp, False, dtype)
     os = _small_copy(o, tqp, dvp, False, dtype)
@@ -571,7 +571,7 @@ def _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, dq, 
     dqs = np.empty((tqp, dp), dtype)
     dks = np.empty((tkp, dp), dtype)
     dvs = np.empty((tkp, dvp), dtype)
-    _small_scores(qs[:, :d], kt, p, factor, mask, causal, tq, tk)
+    _small_scores(qs, kt, p, factor, mask, causal, tq, tk)
     for i0 in range(0, tqp, TR):                  # dp = do v^T
         for j0 in range(0, tkp, 2 * sw):
             _gemm_tile(score_tile, ds, i0, j0, dos, i0, 0, vt, 0, j0, dvw, False)

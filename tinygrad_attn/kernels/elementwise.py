@@ -22,7 +22,7 @@ _C = np.sqrt(2 / np.pi)
 _A = 0.044715
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def gelu_block(x: np.ndarray, y: np.ndarray) -> None:
     """y[i] = gelu(x[i]) for 1-D arrays (callers pass slices, so every loop starts at 0 and vectorises)."""
     one = x.dtype.type(1)
@@ -37,7 +37,7 @@ def gelu_block(x: np.ndarray, y: np.ndarray) -> None:
         y[i] = x[i] / (one + y[i])                          # x * sigmoid(2u)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def gelu_backward_block(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     """dx[i] = dy[i] * gelu'(x[i]) for 1-D arrays."""
     one = x.dtype.type(1)
@@ -57,31 +57,31 @@ def gelu_backward_block(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
 
 # The serial twins take the parallel ones' arguments (block sizes unused), so `threads.run` can call either.
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def gelu_parallel(x, y, block) -> None:
     for k in prange((x.size + block - 1) // block):
         lo, hi = k * block, min(x.size, (k + 1) * block)
         gelu_block(x[lo:hi], y[lo:hi])
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def gelu_serial(x, y, block) -> None:
     gelu_block(x, y)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def gelu_backward_parallel(x, dy, dx, block) -> None:
     for k in prange((x.size + block - 1) // block):
         lo, hi = k * block, min(x.size, (k + 1) * block)
         gelu_backward_block(x[lo:hi], dy[lo:hi], dx[lo:hi])
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def gelu_backward_serial(x, dy, dx, block) -> None:
     gelu_backward_block(x, dy, dx)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def layer_norm_row(x, w, b, eps, y, mean, rstd, i) -> None:
     """Normalise row x (length D) into y, storing its mean and rstd at index i (eps has x's dtype)."""
     d = x.dtype.type(x.size)
@@ -100,7 +100,7 @@ def layer_norm_row(x, w, b, eps, y, mean, rstd, i) -> None:
     rstd[i] = r
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw, db) -> None:
     """dx for the rows given (callers pass row slices); adds their dy * xhat and dy into dw and db.
 
@@ -127,19 +127,19 @@ def layer_norm_backward_rows(dy, x, w, mean, rstd, dx, dw, db) -> None:
             dx[i, j] = r * (dy[i, j] * w[j] - sg - xhat * sgx)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def layer_norm_parallel(x, w, b, eps, y, mean, rstd) -> None:
     for i in prange(x.shape[0]):
         layer_norm_row(x[i], w, b, eps, y[i], mean, rstd, i)
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def layer_norm_serial(x, w, b, eps, y, mean, rstd) -> None:
     for i in range(x.shape[0]):
         layer_norm_row(x[i], w, b, eps, y[i], mean, rstd, i)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def layer_norm_backward_parallel(dy, x, w, mean, rstd, dx, nblocks):
     """Rows split into `nblocks` blocks; block k accumulates dw/db into its own row of the partials."""
     rows, d = x.shape
@@ -153,7 +153,7 @@ def layer_norm_backward_parallel(dy, x, w, mean, rstd, dx, nblocks):
     return dw_parts.sum(axis=0), db_parts.sum(axis=0)
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def layer_norm_backward_serial(dy, x, w, mean, rstd, dx, nblocks):
     d = x.shape[1]
     dw = np.zeros(d, x.dtype)

@@ -11,7 +11,7 @@ from numba import njit
 from .flags import ERROR_MODEL, FASTMATH
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def scatter_add_rows(ids, dy, dw) -> None:
     """dw[ids[i], :] += dy[i, :] for every i. ids (N,) int in [0, len(dw)), dy (N, D), dw (num, D) C-contiguous."""
     for i in range(ids.size):

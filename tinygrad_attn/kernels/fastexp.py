@@ -58,7 +58,7 @@ _SHIFT_F64 = np.int64(52)
 _Q = tuple(np.float64(1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(12, 1, -1))
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
 def exp_f32(x: np.float32) -> np.float32:
     """exp(x) for a float32 x, within 2 ulp; branch-free so it vectorises when inlined."""
     xc = min(max(x, _LO_F32), _HI_F32)
@@ -78,7 +78,7 @@ def exp_f32(x: np.float32) -> np.float32:
     return x if x != x else y                                                 # NaN in, NaN out
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
 def exp_f64(x: np.float64) -> np.float64:
     """exp(x) for a float64 x, within 2 ulp; branch-free so it vectorises when inlined."""
     xc = min(max(x, _LO_F64), _HI_F64)

@@ -19,7 +19,7 @@ from .rowmax import row_max
 from .softmax import row_shift_logsum
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
 def cross_entropy_row(x: np.ndarray, t: int, ignore_index: int) -> tuple:
     """(loss, log s) for one row of logits x and its target t."""
     m, logsum = row_shift_logsum(x)
@@ -27,7 +27,7 @@ def cross_entropy_row(x: np.ndarray, t: int, ignore_index: int) -> tuple:
     return loss, logsum
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
 def cross_entropy_backward_row(x: np.ndarray, t: int, logsum, ignore_index: int, scale, d: np.ndarray) -> None:
     """d = scale * (exp((x - m) - logsum) - onehot(t)), or zeros if t == ignore_index."""
     if t == ignore_index:
@@ -41,25 +41,25 @@ def cross_entropy_backward_row(x: np.ndarray, t: int, logsum, ignore_index: int,
     d[t] -= scale
 
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def cross_entropy_forward_parallel(x, targets, ignore_index, loss, logsum) -> None:
     for i in prange(x.shape[0]):
         loss[i], logsum[i] = cross_entropy_row(x[i], targets[i], ignore_index)
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def cross_entropy_forward_serial(x, targets, ignore_index, loss, logsum) -> None:
     for i in range(x.shape[0]):
         loss[i], logsum[i] = cross_entropy_row(x[i], targets[i], ignore_index)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def cross_entropy_backward_parallel(x, targets, logsum, ignore_index, scale, d) -> None:
     for i in prange(x.shape[0]):
         cross_entropy_backward_row(x[i], targets[i], logsum[i], ignore_index, scale, d[i])
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def cross_entropy_backward_serial(x, targets, logsum, ignore_index, scale, d) -> None:
     for i in range(x.shape[0]):
         cross_entropy_backward_row(x[i], targets[i], logsum[i], ignore_index, scale, d[i])

@@ -129,7 +129,7 @@ outer_tile_narrow = _make_outer_tile(1)   # for n <= one vector (e.g. n = 16 in 
 outer_tile_add = _make_outer_tile(NVEC, accumulate=True)   # C += A B (the attention kernels' accumulations)
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def micro_tile(a, a_off, a_rs, a_ps, bp, k, c, i0, j0) -> None:
     """`outer_tile` or `outer_tile_narrow`, whichever matches the width of the B panel bp."""
     if bp.shape[1] * c.itemsize == VECTOR_BYTES:
@@ -138,7 +138,7 @@ def micro_tile(a, a_off, a_rs, a_ps, bp, k, c, i0, j0) -> None:
         outer_tile(a, a_off, a_rs, a_ps, bp, k, c, i0, j0)
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def pack_b_panel(b: np.ndarray, b_trans: bool, j0: int, dst: np.ndarray) -> None:
     """dst[p, j] = B[p, j0 + j] for dst (k, NR), zero past column n; B is b (k, n) or, if
     b_trans, b.T (b is then (n, k) and is read along its rows)."""
@@ -161,14 +161,14 @@ def pack_b_panel(b: np.ndarray, b_trans: bool, j0: int, dst: np.ndarray) -> None
             dst[p, j] = 0
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def pack_b_task(b, b_trans, t, npan, bp) -> None:
     """Task t of packing B: panel t % npan of distinct B matrix t // npan into bp."""
     q, jp = t // npan, t % npan
     pack_b_panel(b[q], b_trans, jp * bp.shape[3], bp[q, jp])
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc) -> None:
     """Task t: rows [i_start, i_start + mc) of output batch t // nblk, against all columns.
 
@@ -209,7 +209,7 @@ def row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc) -> None:
                         c[i0 + r, j0 + j] = c_edge[r, j]
 
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def matmul_parallel(a, a_trans, a_idx, b, b_trans, b_idx, bp, out, mc) -> None:
     """out[t] = A[a_idx[t]] @ B[b_idx[t]]; A stored as a (m, k) or, if a_trans, (k, m); B stored
     as b (k, n) or, if b_trans, (n, k). All arrays C-contiguous and 3-D; k >= 1; mc a multiple
@@ -224,7 +224,7 @@ def matmul_parallel(a, a_trans, a_idx, b, b_trans, b_idx, bp, out, mc) -> None:
         row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc)
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def matmul_serial(a, a_trans, a_idx, b, b_trans, b_idx, bp, out, mc) -> None:
     """`matmul_parallel` on one thread, for small products."""
     nb, m = out.shape[:2]

@@ -20,7 +20,7 @@ from numba.extending import overload
 from .flags import ERROR_MODEL
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def row_max_f32(x: np.ndarray) -> np.float32:
     """max(x) of a 1-D C-contiguous float32 array (-inf if empty)."""
     bits = x.view(np.int32)
@@ -37,7 +37,7 @@ def row_max_f32(x: np.ndarray) -> np.float32:
     return np.int32(b ^ ((b >> sign) & low)).view(np.float32)
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def row_max_f64(x: np.ndarray) -> np.float64:
     """max(x) of a 1-D C-contiguous float64 array (-inf if empty)."""
     bits = x.view(np.int64)

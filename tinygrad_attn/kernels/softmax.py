@@ -18,7 +18,7 @@ from .flags import ERROR_MODEL, FASTMATH, FASTMATH_ORDERED
 from .rowmax import row_max
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def softmax_row(x: np.ndarray, y: np.ndarray, i: int) -> None:
     """y[i] = exp(x[i] - m) / sum(exp(x[i] - m)) with m = max(x[i]); zeros if x[i] is all -inf. The row
     kernels index the 2-D arrays (x[i, j]) instead of taking row slices: a slice object per row cost
@@ -38,7 +38,7 @@ def softmax_row(x: np.ndarray, y: np.ndarray, i: int) -> None:
         y[i, j] *= inv
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray, i: int) -> None:
     """dx[i] = y[i] * (dy[i] - sum(y[i] * dy[i]))."""
     s = y.dtype.type(0)
@@ -49,7 +49,7 @@ def softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray, i: int) 
         dx[i, j] = y[i, j] * (dy[i, j] - s)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def row_shift_logsum(x: np.ndarray):
     """(m, log s) with m = max(x) (0 if m is not finite) and s = sum(exp(x - m)).
 
@@ -65,7 +65,7 @@ def row_shift_logsum(x: np.ndarray):
     return m, np.log(s)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
 def log_softmax_row(x: np.ndarray, y: np.ndarray) -> None:
     """y = (x - m) - log(sum(exp(x - m))) (a row of all -inf gives NaN, like numpy and PyTorch)."""
     m, logsum = row_shift_logsum(x)
@@ -73,7 +73,7 @@ def log_softmax_row(x: np.ndarray, y: np.ndarray) -> None:
         y[j] = (x[j] - m) - logsum
 
 
-@njit(cache=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def log_softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     """dx = dy - exp(y) * sum(dy), where y = log_softmax(x) so exp(y) = softmax(x)."""
     s = dy.dtype.type(0)
@@ -85,49 +85,49 @@ def log_softmax_backward_row(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> N
 
 # Drivers: one row per iteration; `prange` hands contiguous blocks of rows to each thread.
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def softmax_parallel(x: np.ndarray, y: np.ndarray) -> None:
     for i in prange(x.shape[0]):
         softmax_row(x, y, i)
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def softmax_serial(x: np.ndarray, y: np.ndarray) -> None:
     for i in range(x.shape[0]):
         softmax_row(x, y, i)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def softmax_backward_parallel(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     for i in prange(y.shape[0]):
         softmax_backward_row(y, dy, dx, i)
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def softmax_backward_serial(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     for i in range(y.shape[0]):
         softmax_backward_row(y, dy, dx, i)
 
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def log_softmax_parallel(x: np.ndarray, y: np.ndarray) -> None:
     for i in prange(x.shape[0]):
         log_softmax_row(x[i], y[i])
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def log_softmax_serial(x: np.ndarray, y: np.ndarray) -> None:
     for i in range(x.shape[0]):
         log_softmax_row(x[i], y[i])
 
 
-@njit(cache=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
 def log_softmax_backward_parallel(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     for i in prange(y.shape[0]):
         log_softmax_backward_row(y[i], dy[i], dx[i])
 
 
-@njit(cache=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def log_softmax_backward_serial(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     for i in range(y.shape[0]):
         log_softmax_backward_row(y[i], dy[i], dx[i])
