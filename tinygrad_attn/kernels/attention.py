@@ -36,7 +36,8 @@ Implementation choices (read these before the code):
   same block functions serially.
 
 * Small T (Tq * Tk <= SMALL_TILE = 128 * 128): one task per head instead, on zero-padded per-task scratch
-  copies (q rows to TR, keys to 2*SW, features to SW) read straight through the inputs' strides: the whole
+  copies (q rows to TR, keys to 2*SW, features to SW) read row by row from the inputs (any layout whose rows
+  have unit stride, head-split views included; other layouts are copied to C order first): the whole
   score tile, a plain stable softmax and whole-head products on `_gemm_tile` (a 4 x W register tile on the
   thread's stack, which LLVM keeps in vector registers through the reduction), results written
   straight into the (strided) outputs. No 64-padding, no online rescaling, no whole-array copies, and the
@@ -440,30 +441,21 @@ def _copy_row(src, out, i, transpose):
 @numba.njit(inline="always", **_JIT)
 def _small_copy(x, rows, cols, transpose, dtype):
     """x (T, c), or x^T, as a fresh zero-padded C-contiguous (rows, cols) scratch: the per-task operand, read
-    once through x's strides."""
+    once, row by row (x's rows have unit stride: `_unit_rows`)."""
     out = np.zeros((rows, cols), dtype)
-    unit = x.strides[1] == x.itemsize             # rows of unit stride: C-contiguous and head-split inputs
     for i in range(x.shape[0]):
-        if unit:
-            _copy_row(_row(x, i), out, i, transpose)
-        else:
-            _copy_row(x[i], out, i, transpose)
+        _copy_row(_row(x, i), out, i, transpose)
     return out
 
 
 @numba.njit(**_JIT)
 def _small_store(x, src):
     """x[i, c] = src[i, c] over x's (T, c) entries: a result written from its padded scratch straight into
-    the strided output."""
-    unit = x.strides[1] == x.itemsize
+    the output, whose rows have unit stride (`_unit_rows`)."""
     for i in range(x.shape[0]):
-        if unit:
-            row = _row(x, i)
-            for c in range(x.shape[1]):
-                row[c] = src[i, c]
-        else:
-            for c in range(x.shape[1]):
-                x[i, c] = src[i, c]
+        row = _row(x, i)
+        for c in range(x.shape[1]):
+            row[c] = src[i, c]
 
 
 @numba.njit(**_JIT)
@@ -643,6 +635,30 @@ def _empty_like(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.empty_like(x, shape=shape)
 
 
+def _has_unit_rows(x: np.ndarray) -> bool:
+    return x.shape[-1] <= 1 or x.strides[-1] == x.itemsize     # a row of one element has any stride
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """x itself if its last axis has unit stride (C-contiguous and head-split arrays), else a C-contiguous
+    copy: the small-T kernels read and write rows as contiguous vectors (one compiled path, no gathers)."""
+    return x if _has_unit_rows(x) else np.ascontiguousarray(x)
+
+
+def _out_and_rows(like: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """An output of `shape` laid out like `like` (`_empty_like`), and the array the small-T kernel writes: the
+    output itself when its rows have unit stride (C-contiguous and head-split layouts), else a C-contiguous
+    buffer that `_rows_done` copies into it."""
+    out = _empty_like(like, shape)
+    return out, (out if _has_unit_rows(out) else np.empty(shape, out.dtype))
+
+
+def _rows_done(out: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    if rows is not out:
+        out[...] = rows
+    return out
+
+
 def _padded(x: np.ndarray, rows: int, cols: int, transpose: bool = False) -> np.ndarray:
     """x (B, H, n, c), or x with its last two axes swapped when `transpose`, as a zero-padded C-contiguous
     (B*H, rows, cols) array: one copy straight through x's strides, or x itself (reshaped) when it already is
@@ -717,11 +733,11 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndar
     factor, mask4 = q.dtype.type(scale * LOG2E), _mask_arg(mask, (b, h, tq, tk))
     lse = np.empty(q.shape[:-1], q.dtype)
     if _use_small(tq, tk):
-        o = _empty_like(q, o_shape)
+        o, o_rows = _out_and_rows(q, o_shape)
         work_ns = _work_ns(b * h, tq, tk, d, dv, FORWARD_NS, q.itemsize)
-        threads.run(_small_forward_serial, _small_forward_parallel, work_ns,
-                    q4, k4, v4, factor, mask4, bool(causal), _as_4d(o), lse.reshape(b * h, tq))
-        return o, lse
+        threads.run(_small_forward_serial, _small_forward_parallel, work_ns, _unit_rows(q4), _unit_rows(k4),
+                    _unit_rows(v4), factor, mask4, bool(causal), _as_4d(o_rows), lse.reshape(b * h, tq))
+        return _rows_done(o, o_rows), lse
     nr = _panel_width(q.dtype)
     tqp, tkp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(dv, nr)
     qp = _padded(q4, tqp, d)                                  # A operand: rows of q
@@ -752,12 +768,12 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
         return np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)   # limit of a fully masked row)
     lse2 = lse.reshape(b * h, tq) * dtype.type(LOG2E)   # a fresh (B*H, Tq) array in q's dtype
     if _use_small(tq, tk):
-        dq, dk, dvo = _empty_like(q, q.shape), _empty_like(k, k.shape), _empty_like(v, v.shape)
+        outs = [_out_and_rows(x, x.shape) for x in (q, k, v)]        # dq, dk, dv
         work_ns = _work_ns(b * h, tq, tk, d, dv, BACKWARD_NS, q.itemsize)
         threads.run(_small_backward_serial, _small_backward_parallel, work_ns,
-                    q4, k4, v4, o4, do4, lse2, factor, dtype.type(scale), mask4, bool(causal),
-                    _as_4d(dq), _as_4d(dk), _as_4d(dvo))
-        return dq, dk, dvo
+                    *(_unit_rows(x) for x in (q4, k4, v4, o4, do4)), lse2, factor, dtype.type(scale), mask4,
+                    bool(causal), *(_as_4d(rows) for _, rows in outs))
+        return tuple(_rows_done(out, rows) for out, rows in outs)
     nr = _panel_width(dtype)
     tqp, tkp, dp, dvp = _round_up(tq, BQ), _round_up(tk, BK), _round_up(d, nr), _round_up(dv, nr)
     ops = (_padded(q4, tqp, d), _padded(do4, tqp, dv), _padded(k4, tkp, d), _padded(v4, tkp, dv),   # rows

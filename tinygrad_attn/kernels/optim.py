@@ -15,8 +15,8 @@ from numba import njit
 from .flags import ERROR_MODEL
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)   # no fast-math: an approximate division or sqrt would drift
-                                             # from PyTorch's update by ulps
+# No fast-math: an approximate division or sqrt would drift from PyTorch's update by ulps.
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def adam_update_flat(p, g, m, v, beta1, beta2, step_size, bias2_root, eps, l2, shrink) -> None:
     """Adam on 1-D arrays of one dtype, in place; the scalars are cast to that dtype (float32 math for float32)."""
     t = p.dtype.type
