@@ -110,10 +110,11 @@ def test_row_max_integer_keys(dtype):
     f = row_max_f32 if dtype == np.float32 else row_max_f64
     for x in ([-np.inf, -np.inf], [-3.0, -1.0, -2.0], [-0.0, 0.0], [1e30, -1e30, np.inf], [5.0], []):
         x = np.array(x, dtype)
-        assert f(x) == np.max(x, initial=-np.inf)
-    assert np.isnan(f(np.array([1.0, np.nan, 2.0], dtype)))
-    x = randn(1000, dtype=dtype, seed=5)
-    assert f(x) == x.max()
+        rows = np.stack([np.zeros_like(x), x])            # the max of row 1, not of the whole array
+        assert f(rows, 1) == np.max(x, initial=-np.inf)
+    assert np.isnan(f(np.array([[1.0, np.nan, 2.0]], dtype), 0))
+    x = randn(7, 1000, dtype=dtype, seed=5)
+    assert [f(x, i) for i in range(7)] == list(x.max(axis=1))
 
 
 # ----------------------------------------------------------------------------- matmul

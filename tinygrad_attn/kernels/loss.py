@@ -19,47 +19,48 @@ from .rowmax import row_max
 from .softmax import row_shift_logsum
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
-def cross_entropy_row(x: np.ndarray, t: int, ignore_index: int) -> tuple:
-    """(loss, log s) for one row of logits x and its target t."""
-    m, logsum = row_shift_logsum(x)
-    loss = x.dtype.type(0) if t == ignore_index else logsum - (x[t] - m)
+@njit(inline="always", cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
+def cross_entropy_row(x: np.ndarray, i: int, t: int, ignore_index: int) -> tuple:
+    """(loss, log s) for row i of the logits x and its target t."""
+    m, logsum = row_shift_logsum(x, i)
+    loss = x.dtype.type(0) if t == ignore_index else logsum - (x[i, t] - m)
     return loss, logsum
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
-def cross_entropy_backward_row(x: np.ndarray, t: int, logsum, ignore_index: int, scale, d: np.ndarray) -> None:
-    """d = scale * (exp((x - m) - logsum) - onehot(t)), or zeros if t == ignore_index."""
+@njit(inline="always", cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
+def cross_entropy_backward_row(x: np.ndarray, i: int, t: int, logsum, ignore_index: int, scale,
+                               d: np.ndarray) -> None:
+    """d[i] = scale * (exp((x[i] - m) - logsum) - onehot(t)), or zeros if t == ignore_index."""
     if t == ignore_index:
-        d[:] = 0
+        d[i, :] = 0
         return
-    m = row_max(x)
+    m = row_max(x, i)
     if not np.isfinite(m):
         m = x.dtype.type(0)
-    for j in range(x.size):
-        d[j] = scale * fexp((x[j] - m) - logsum)
-    d[t] -= scale
+    for j in range(x.shape[1]):
+        d[i, j] = scale * fexp((x[i, j] - m) - logsum)
+    d[i, t] -= scale
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED, parallel=True)
 def cross_entropy_forward_parallel(x, targets, ignore_index, loss, logsum) -> None:
     for i in prange(x.shape[0]):
-        loss[i], logsum[i] = cross_entropy_row(x[i], targets[i], ignore_index)
+        loss[i], logsum[i] = cross_entropy_row(x, i, targets[i], ignore_index)
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
 def cross_entropy_forward_serial(x, targets, ignore_index, loss, logsum) -> None:
     for i in range(x.shape[0]):
-        loss[i], logsum[i] = cross_entropy_row(x[i], targets[i], ignore_index)
+        loss[i], logsum[i] = cross_entropy_row(x, i, targets[i], ignore_index)
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED, parallel=True)
 def cross_entropy_backward_parallel(x, targets, logsum, ignore_index, scale, d) -> None:
     for i in prange(x.shape[0]):
-        cross_entropy_backward_row(x[i], targets[i], logsum[i], ignore_index, scale, d[i])
+        cross_entropy_backward_row(x, i, targets[i], logsum[i], ignore_index, scale, d)
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH_ORDERED)
 def cross_entropy_backward_serial(x, targets, logsum, ignore_index, scale, d) -> None:
     for i in range(x.shape[0]):
-        cross_entropy_backward_row(x[i], targets[i], logsum[i], ignore_index, scale, d[i])
+        cross_entropy_backward_row(x, i, targets[i], logsum[i], ignore_index, scale, d)
