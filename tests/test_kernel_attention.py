@@ -152,7 +152,7 @@ def test_causal_with_more_keys_than_queries_is_top_left_aligned(path):
 def test_small_path_serial_and_threaded(threads, causal, monkeypatch):
     """Both drivers of the small-T path (serial loop / prange over heads) on odd sizes, Tq != Tk, dv != d and
     a full mask; by default the thread policy (kernels/threads.py) picks one of them by the work in the call."""
-    monkeypatch.setattr(attention.threads, "use_threads", lambda work_ns: threads == "parallel")
+    monkeypatch.setattr(attention.threads, "use_threads", lambda work_ns, kernel=None: threads == "parallel")
     monkeypatch.setattr(attention.threads, "record", lambda *a: None)   # no back-off state left for other tests
     _check(5, 23, 29, 7, 3, causal, "full", np.float32, seed=6)
     _check(3, 1, 1, 1, 2, causal, "padding", np.float64, seed=7)
@@ -164,7 +164,7 @@ def test_blocked_path_serial_and_threaded(threads, causal, monkeypatch):
     """Both drivers of the blocked path: the parallel backward gives each worker its own dq buffer and sums
     them after, so several heads and key blocks (Tk > BK) must give the same result as the serial one."""
     monkeypatch.setattr(attention, "SMALL_TILE", 0)
-    monkeypatch.setattr(attention.threads, "use_threads", lambda work_ns: threads == "parallel")
+    monkeypatch.setattr(attention.threads, "use_threads", lambda work_ns, kernel=None: threads == "parallel")
     monkeypatch.setattr(attention.threads, "record", lambda *a: None)
     _check(3, 70, 131, 7, 5, causal, "padding", np.float32, seed=9)
     _check(2, 65, 67, 3, 2, causal, "full", np.float64, seed=10)

@@ -20,7 +20,7 @@ BIG_ROWS = 515                                      # (BIG_ROWS, 64): an odd num
 @pytest.fixture(params=["serial", "parallel"])
 def path(request, monkeypatch):
     """Run the test with the thread policy sending every call to the `*_serial` or the `*_parallel` kernel."""
-    monkeypatch.setattr(threads, "use_threads", lambda work_ns: request.param == "parallel")
+    monkeypatch.setattr(threads, "use_threads", lambda work_ns, kernel=None: request.param == "parallel")
     monkeypatch.setattr(threads, "record", lambda *a: None)   # no back-off state left for other tests
     return request.param
 

@@ -57,11 +57,13 @@ first = ta.kernels.tune_process()
 print(json.dumps({"first": first, "wait": os.environ.get("OMP_WAIT_POLICY"), "spin": os.environ.get("GOMP_SPINCOUNT")}))
 """
     got = _probe(script)
-    assert got["wait"] == "passive" and got["spin"] is None
-    assert got["first"]["openmp_passive"] is True
+    assert got["wait"] is None and got["spin"] == runtime.SPINCOUNT
+    assert got["first"]["openmp_spin"] is True
     assert got["first"]["malloc_thresholds"] is sys.platform.startswith("linux")
     got = _probe(script, GOMP_SPINCOUNT="5")                       # the user's own choice wins
-    assert got["first"]["openmp_passive"] is False and got["wait"] is None and got["spin"] == "5"
+    assert got["first"]["openmp_spin"] is False and got["wait"] is None and got["spin"] == "5"
+    got = _probe(script, OMP_WAIT_POLICY="passive")
+    assert got["first"]["openmp_spin"] is False and got["wait"] == "passive" and got["spin"] is None
 
 
 def test_tune_process_after_the_thread_pool_started_says_so():
@@ -106,69 +108,100 @@ def test_freed_arrays_are_reused_without_page_faults():
 @pytest.fixture
 def fresh_policy(monkeypatch):
     monkeypatch.setattr(threads, "_state", {"off_until": 0.0, "backoff": threads.BACKOFF_S,
-                                            "min_ns": threads.MIN_PARALLEL_NS})
+                                            "min_ns": threads.MIN_PARALLEL_NS["passive"], "gain": 0.0})
+    monkeypatch.setattr(threads, "_pace", {})
+    monkeypatch.setattr(threads, "_timed", set())
     monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 2)
     return threads._state
 
 
 def test_threads_only_for_enough_work(fresh_policy, monkeypatch):
-    assert not threads.use_threads(threads.MIN_PARALLEL_NS - 1)
-    assert threads.use_threads(threads.MIN_PARALLEL_NS)
+    threshold = fresh_policy["min_ns"]
+    assert not threads.use_threads(threshold - 1)
+    assert threads.use_threads(threshold)
     monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 1)   # NUMBA_NUM_THREADS=1 / set_num_threads(1)
-    assert not threads.use_threads(10 * threads.MIN_PARALLEL_NS)
+    assert not threads.use_threads(10 * threshold)
 
 
 def test_threshold_follows_the_wait_policy(monkeypatch):
-    monkeypatch.setattr(threads, "_state", {"off_until": 0.0, "backoff": threads.BACKOFF_S, "min_ns": None})
+    monkeypatch.setattr(threads, "_state", {**threads._state, "min_ns": None})
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS_SPINNING        # libgomp's default: long spins
-    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
-    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS_SPINNING        # decided once ...
+    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS["spinning"]     # libgomp's default: long spins
+    monkeypatch.setenv("GOMP_SPINCOUNT", runtime.SPINCOUNT)
+    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS["spinning"]     # decided once ...
     threads.refresh()
-    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS                 # ... until refreshed
+    assert threads.min_parallel_ns() == threads.MIN_PARALLEL_NS["bounded"]      # ... until refreshed
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert threads.wait_mode() == "passive"
     monkeypatch.delenv("OMP_WAIT_POLICY")
-    for spin, passive in (("1000", True), ("300000", False), ("x", False)):
+    for spin, mode in (("0", "passive"), ("1000", "bounded"), ("30000", "bounded"), ("300000", "spinning"),
+                       ("x", "spinning")):
         monkeypatch.setenv("GOMP_SPINCOUNT", spin)
-        assert threads.waits_passively() is passive
+        assert threads.wait_mode() == mode, spin
+    assert threads.MIN_PARALLEL_NS["bounded"] < threads.MIN_PARALLEL_NS["passive"] < threads.MIN_PARALLEL_NS["spinning"]
 
 
-def test_threads_back_off_when_they_do_not_pay(fresh_policy, monkeypatch):
+def _kernel():
+    return None
+
+
+def test_threads_back_off_when_the_time_they_lose_adds_up(fresh_policy, monkeypatch):
     now = [100.0]
     monkeypatch.setattr(threads.time, "perf_counter", lambda: now[0])
-    work = 2 * threads.MIN_PARALLEL_NS
-    threads.record(work, 0.6 * work / 1e9)                   # paid: stays on
-    assert threads.use_threads(work)
-    threads.record(work, 3 * work / 1e9)                     # took longer than one thread would: off ...
-    assert not threads.use_threads(work)
-    now[0] += 1.01 * threads.BACKOFF_S
-    assert threads.use_threads(work)                         # ... for BACKOFF_S
-    threads.record(work, 3 * work / 1e9)                     # failing again: twice as long
-    now[0] += 1.01 * threads.BACKOFF_S
-    assert not threads.use_threads(work)
-    now[0] += 1.01 * threads.BACKOFF_S
-    assert threads.use_threads(work)
-    for _ in range(20):
-        threads.record(work, 3 * work / 1e9)
-    assert fresh_policy["backoff"] == threads.MAX_BACKOFF_S   # bounded
-    threads.record(work, 0.5 * work / 1e9)
+    work = 2 * fresh_policy["min_ns"]                        # 200 us of single-thread work
+    threads.record(work, 1.0, _kernel)                       # the kernel's first call: not counted
+    for _ in range(50):
+        threads.record(work, 0.6 * work / 1e9, _kernel)      # paid: 80 us saved each
+    assert threads.use_threads(work, _kernel) and fresh_policy["gain"] > 0
+    threads.record(work, work / 1e9 + 0.002, _kernel)        # one 2 ms stall: absorbed by what was saved
+    assert threads.use_threads(work, _kernel)
+    for _ in range(3):
+        threads.record(work, work / 1e9 + 0.002, _kernel)    # stalls keep coming (a busy core): off ...
+    assert not threads.use_threads(work, _kernel)
+    now[0] += threads.BACKOFF_S
+    assert threads.use_threads(work, _kernel)                # ... for BACKOFF_S
+    threads.record(work, work / 1e9 + 0.003, _kernel)        # failing again: twice as long
+    now[0] += 1.1 * threads.BACKOFF_S
+    assert not threads.use_threads(work, _kernel)
+    now[0] += 1.1 * threads.BACKOFF_S
+    assert threads.use_threads(work, _kernel)
+    for _ in range(10):                                      # the back-off stops doubling at MAX_BACKOFF_S
+        threads.record(work, work / 1e9 + 0.003, _kernel)
+    assert fresh_policy["backoff"] == threads.MAX_BACKOFF_S
+    threads.record(work, 0.5 * work / 1e9, _kernel)
     assert fresh_policy["backoff"] == threads.BACKOFF_S       # reset by a call that pays
 
 
+def test_the_pace_of_serial_calls_scales_the_expected_time(fresh_policy):
+    """A kernel whose serial calls take 3x its estimate (a slower machine) is judged by what it does: small
+    calls reach the threshold sooner, and parallel calls are compared with the measured serial time."""
+    work = 0.5 * fresh_policy["min_ns"]
+    assert not threads.use_threads(work, _kernel)
+    for _ in range(60):
+        threads.record_serial(work, 3 * work / 1e9, _kernel)
+    assert threads.expected_ns(work, _kernel) == pytest.approx(3 * work, rel=1e-3)
+    assert threads.use_threads(work, _kernel)
+    threads.record_serial(threads.MIN_PACED_NS / 2, 1.0, _kernel)   # tiny calls (overhead) set no pace
+    assert threads.expected_ns(work, _kernel) == pytest.approx(3 * work, rel=1e-3)
+    assert threads.expected_ns(work, None) == work                  # an unmeasured kernel: the estimate
+
+
 def test_run_picks_the_kernel_and_times_only_parallel_calls(fresh_policy, monkeypatch):
-    recorded = []
+    recorded, serial_recorded = [], []
     monkeypatch.setattr(threads, "record", lambda work, elapsed, kernel: recorded.append(work))
+    monkeypatch.setattr(threads, "record_serial", lambda work, elapsed, kernel: serial_recorded.append(work))
     assert threads.run(lambda x: ("serial", x), lambda x: ("parallel", x), 10.0, 1) == ("serial", 1)
-    assert recorded == []
-    big = 10 * threads.MIN_PARALLEL_NS
+    assert recorded == [] and serial_recorded == [10.0]
+    big = 10 * fresh_policy["min_ns"]
     assert threads.run(lambda x: ("serial", x), lambda x: ("parallel", x), big, 2) == ("parallel", 2)
-    assert recorded == [big]
+    assert recorded == [big] and serial_recorded == [10.0]
 
 
 def test_work_estimates_scale_with_the_call(fresh_policy, monkeypatch):
     """The wrappers hand the policy a work estimate that grows with the call and with the dtype's size."""
     seen = []
-    monkeypatch.setattr(threads, "use_threads", lambda work_ns: seen.append(work_ns) or False)
+    monkeypatch.setattr(threads, "use_threads", lambda work_ns, kernel=None: seen.append(work_ns) or False)
     for n in (64, 128):
         x = np.ones((n, n), np.float32)
         fast.matmul(x, x)
@@ -187,13 +220,12 @@ def test_describe_names_the_policy():
 def test_a_kernels_first_parallel_call_is_not_judged(fresh_policy, monkeypatch):
     """The first call of a parallel kernel loads its code and may start the pool (161 ms against a 1 ms
     estimate, measured): counting it as a stall switched threads off at the start of every run."""
-    monkeypatch.setattr(threads, "_timed", set())
-    work = 10 * threads.MIN_PARALLEL_NS
+    work = 10 * fresh_policy["min_ns"]
 
     def kernel():
         return None
 
     threads.record(work, 100 * work / 1e9, kernel)            # first call: slow, and not held against threads
-    assert threads.use_threads(work)
+    assert threads.use_threads(work, kernel)
     threads.record(work, 100 * work / 1e9, kernel)            # the same kernel slow again: a real stall
-    assert not threads.use_threads(work)
+    assert not threads.use_threads(work, kernel)

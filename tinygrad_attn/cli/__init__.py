@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         if argv[0] != "bench":                  # (bench makes the call itself, unless --no-tune)
             from tinygrad_attn.kernels import tune_process
-            tune_process()                      # this process is ours: passive OpenMP waits, malloc thresholds
+            tune_process()                      # this process is ours: brief OpenMP spin, malloc thresholds
         module, function, _ = SUBCOMMANDS[argv[0]]
         command = lambda: getattr(importlib.import_module(module), function)(argv[1:])  # noqa: E731
         return run(f"tinygrad-attn {argv[0]}", command, debug or "--debug" in argv[1:])

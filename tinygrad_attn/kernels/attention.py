@@ -783,15 +783,14 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
     big_d = np.zeros((b * h, tqp), dtype)
     big_d[:, :tq] = np.einsum("bhic,bhic->bhi", do4, o4).reshape(b * h, tq)
     work_ns = _work_ns(b * h, tq, tk, d, dv, BACKWARD_NS, q.itemsize)
-    parallel = threads.use_threads(work_ns)                   # decided first: it sets how many dq buffers
+    parallel = threads.use_threads(work_ns, _backward_parallel)   # decided first: it sets how many dq buffers
     dq_part = np.zeros((numba.get_num_threads() if parallel else 1, b * h, tqp, dp), dtype)
     dk = np.zeros((b * h, tkp, dp), dtype)
     dvo = np.zeros((b * h, tkp, dvp), dtype)
     t0 = time.perf_counter()
     (_backward_parallel if parallel else _backward_serial)(ops, factor, dtype.type(scale), lse2p, big_d, mask4,
                                                            bool(causal), tq, tk, dq_part, dk, dvo)
-    if parallel:
-        threads.record(work_ns, time.perf_counter() - t0, _backward_parallel)
+    (threads.record if parallel else threads.record_serial)(work_ns, time.perf_counter() - t0, _backward_parallel)
     dq = dq_part[0]                                 # in place: every fresh buffer costs page faults
     for other in dq_part[1:]:
         dq += other

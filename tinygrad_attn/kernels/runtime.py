@@ -7,13 +7,14 @@ Importing tinygrad_attn changes nothing in its host process (../shared/SPEC.md, 
 `tune_process()` is for a process that is only ours (the command, a script): it changes settings that
 other libraries in the process share, so a library user decides.
 
-* OpenMP waiting (`OMP_WAIT_POLICY=passive`). Between parallel kernels libgomp's workers spin
-  (300,000 spins by default) before they sleep. On an idle machine that saves the 5-50 us of waking
-  them; when another process holds a core, a spinning worker competes with it for the core and a
-  parallel call can wait a scheduler slice for it (a training step 4-7x slower). Passive workers sleep
-  at once and, woken, get the core promptly. The thread policy (`threads.py`) keeps the calls that go
-  parallel few and large, so the wake-up is a small part of each. libgomp reads the variable once, when
-  Numba first loads it (the first parallel kernel): set it later and it does nothing.
+* OpenMP waiting (`GOMP_SPINCOUNT=30000`: spin briefly, then sleep). After a parallel call libgomp's
+  workers spin (300,000 spins by default, milliseconds) before they sleep. Spinning that long takes a
+  core from whatever else runs; sleeping at once (`OMP_WAIT_POLICY=passive`) makes every call wake them
+  (75-110 us each on this project's 2-core virtual machines, measured with a `/tmp` script). A short
+  spin keeps them awake between the kernels of one step, where the calls come tens of microseconds
+  apart, and lets them sleep between steps; the thread policy (`threads.py`) backs threads off when a
+  busy core stalls them. libgomp reads the variable once, when Numba first loads it (the first
+  parallel kernel): set it later and it does nothing.
 * malloc thresholds (glibc only). glibc hands each array over its mmap threshold fresh pages and
   returns freed heap to the system above its trim threshold, so a step that allocates and frees the
   same large arrays page-faults on them every time. Raising M_MMAP_THRESHOLD to 32 MB and
@@ -36,7 +37,7 @@ from . import threads
 MMAP_THRESHOLD = 32 << 20          # glibc's own ceiling for its dynamic threshold
 TRIM_THRESHOLD = 256 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3     # mallopt parameter numbers from <malloc.h>
-WAIT_POLICY = "passive"
+SPINCOUNT = "30000"
 
 
 def openmp_loaded() -> bool:
@@ -46,12 +47,13 @@ def openmp_loaded() -> bool:
 
 
 def configure_openmp() -> bool:
-    """Set OMP_WAIT_POLICY=passive unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT; False if too late."""
+    """Set GOMP_SPINCOUNT (a brief spin) unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT; False if
+    too late."""
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         return False
     if openmp_loaded():
         return False
-    os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+    os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
     return True
 
 
@@ -71,10 +73,10 @@ def configure_malloc() -> bool:
 def tune_process() -> dict[str, bool]:
     """Opt in to the process-wide settings above (call it before the first kernel runs).
 
-    Returns what was applied: {"openmp_passive": ..., "malloc_thresholds": ...}; False where the user's
+    Returns what was applied: {"openmp_spin": ..., "malloc_thresholds": ...}; False where the user's
     own setting was kept, the call came too late, or the platform has no such setting.
     """
-    applied = {"openmp_passive": configure_openmp(), "malloc_thresholds": configure_malloc()}
+    applied = {"openmp_spin": configure_openmp(), "malloc_thresholds": configure_malloc()}
     threads.refresh()                     # the thread policy's threshold depends on the wait policy
     return applied
 

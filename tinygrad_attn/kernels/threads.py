@@ -1,33 +1,36 @@
 """The thread policy: whether one kernel call runs on Numba's thread pool, decided by the work in it.
 
-A parallel kernel call costs a fixed price on top of its work: the workers are woken (5-50 us when
-they sleep), and the call ends at a barrier that waits for the slowest worker. On a machine where
-another process holds a core, the worker sharing that core may wait for a scheduler slice (several
-ms) before it even starts: the tiny-transformer step once ran 7x slower beside `while True: pass`,
-with threads spinning between kernels. So a call goes to the thread pool only when
+A parallel kernel call costs a fixed price on top of its work: the workers are woken if they sleep
+(5-100 us; 1-4 ms for a virtual CPU the host has descheduled), and the call ends at a barrier that waits
+for the slowest worker. On a machine where another process holds a core, the worker sharing that core
+may wait a scheduler slice (several ms) before it even starts: the tiny-transformer step once ran 7x
+slower beside `while True: pass`. So a call goes to the thread pool only when
 
 1. the user allows more than one thread (`numba.get_num_threads()`, e.g. `NUMBA_NUM_THREADS=1`);
-2. its estimated single-thread time `work_ns` is at least `MIN_PARALLEL_NS` (100 us) when the
-   workers wait passively (`OMP_WAIT_POLICY=passive`, as `runtime.tune_process()` sets, or a small
-   `GOMP_SPINCOUNT`): long enough that waking them is a small part of it. Otherwise libgomp's
-   workers spin for milliseconds after every parallel call, taking a core from whatever else runs
-   (our own main thread included, when another job holds the other core), so only calls of at least
-   `MIN_PARALLEL_NS_SPINNING` (2 ms) go parallel: few enough that the spinning costs little.
-   Each kernel wrapper estimates `work_ns` from its sizes (e.g. `matmul`: multiply-adds x
-   `fast.MATMUL_NS`), not from a fixed element count: a softmax element costs more than an Adam one;
-3. threads have not just failed to pay. `run` times every parallel call; one that took longer than
-   `STALL_FACTOR` (1.5) times its single-thread estimate (the workers were stalled: a busy core, or
-   an oversubscribed machine; the margin keeps a machine that is merely slower than the estimates
-   assume from counting as stalled) turns threads off for `BACKOFF_S` seconds, doubling up to `MAX_BACKOFF_S` while they
-   keep failing, back to the start after a call that pays. A busy machine therefore costs at most
-   one slow call per back-off period instead of one per kernel.
+2. its expected single-thread time is at least the threshold for the way the workers wait between
+   calls (`wait_mode()`): 20 us when they spin briefly and then sleep (a `GOMP_SPINCOUNT` up to
+   `BOUNDED_SPINCOUNT`, as `runtime.tune_process()` sets: within a step the next call finds them
+   awake), 100 us when they sleep at once (`OMP_WAIT_POLICY=passive`: every call pays a wake-up), and
+   2 ms with libgomp's default long spin, which takes a core from whatever else runs for milliseconds
+   after every call. The expected time is the wrapper's estimate `work_ns` (e.g. `matmul`:
+   multiply-adds x `fast.MATMUL_NS`, from its sizes, not a fixed element count) times the kernel's
+   measured pace: the ratio of its serial calls' wall time to their estimates (an average), so that a
+   machine slower or faster than the estimates assume is judged by what it does;
+3. threads have been paying. `run` times every parallel call and keeps a running account of the time
+   threads saved: the expected single-thread time minus the wall time, summed with older calls
+   fading (x `GAIN_DECAY` a call). When the account falls below -`MAX_LOSS_S` (a busy core: calls
+   stall for milliseconds; or a machine whose second core gives nothing), threads go off for
+   `BACKOFF_S` seconds, doubling up to `MAX_BACKOFF_S` while they keep failing, back to the start once
+   they pay. A single slow call (a wake-up, a preemption) is absorbed by the calls that paid; a busy
+   core costs a few slow calls per back-off period instead of one per kernel.
 
-How workers wait between calls is a process-wide setting of the OpenMP runtime, so importing the
-package leaves it alone; `runtime.tune_process()` (which the `tinygrad-attn` command calls) makes
-them wait passively. This module only decides per call, and holds no thread pool of its own.
+How workers wait is a process-wide setting of the OpenMP runtime, so importing the package leaves it
+alone; `runtime.tune_process()` (which the `tinygrad-attn` command calls) sets the brief spin. This
+module only decides per call, and holds no thread pool of its own.
 
 `run(serial, parallel, work_ns, *args)` is the one entry point the kernel wrappers use; attention.py's
-backward, which must know the decision before it allocates, calls `use_threads` / `record` itself.
+backward, which must know the decision before it allocates, calls `use_threads` / `record` /
+`record_serial` itself.
 """
 
 from __future__ import annotations
@@ -38,31 +41,36 @@ from collections.abc import Callable
 
 import numba
 
-MIN_PARALLEL_NS = 100_000      # single-thread work (ns) below which a call stays on the calling thread ...
-MIN_PARALLEL_NS_SPINNING = 2_000_000   # ... when OpenMP's workers spin between calls (no passive wait policy)
-PASSIVE_SPINCOUNT = 10_000     # a GOMP_SPINCOUNT up to this counts as passive (~0.1 ms of spinning)
-STALL_FACTOR = 1.5             # a parallel call slower than this times its single-thread estimate did not pay
-BACKOFF_S = 0.1                # threads off this long after a parallel call that did not pay ...
+MIN_PARALLEL_NS = {"bounded": 20_000, "passive": 100_000, "spinning": 2_000_000}   # by wait_mode()
+BOUNDED_SPINCOUNT = 100_000    # a GOMP_SPINCOUNT up to this spins briefly (~0.1-1 ms), then sleeps
+GAIN_DECAY = 0.99              # each parallel call, the account of time saved fades by this factor ...
+MAX_LOSS_S = 0.002             # ... and threads go off when it shows this much time lost
+BACKOFF_S = 0.1                # threads off this long after they did not pay ...
 MAX_BACKOFF_S = 2.0            # ... doubling while they keep failing, up to this
+PACE_WEIGHT = 0.1              # weight of the newest serial call in a kernel's measured pace
+MIN_PACED_NS = 10_000          # serial calls shorter than this (call overhead) do not set the pace
 
-_state = {"off_until": 0.0, "backoff": BACKOFF_S, "min_ns": None}
+_state = {"off_until": 0.0, "backoff": BACKOFF_S, "min_ns": None, "gain": 0.0}
+_pace: dict[int, float] = {}   # id(parallel kernel) -> measured serial wall time / estimate
 _timed: set[int] = set()       # parallel kernels called once already: their first call loads code and starts the pool
 
 
-def waits_passively() -> bool:
-    """Whether Numba's OpenMP workers sleep soon after a parallel call (from the environment libgomp reads)."""
+def wait_mode() -> str:
+    """How Numba's OpenMP workers wait after a call, from the environment libgomp reads: "passive" (sleep
+    at once), "bounded" (spin briefly, then sleep) or "spinning" (libgomp's default: spin for ms)."""
     if os.environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive":
-        return True
+        return "passive"
     try:
-        return int(os.environ["GOMP_SPINCOUNT"]) <= PASSIVE_SPINCOUNT
+        spins = int(os.environ["GOMP_SPINCOUNT"])
     except (KeyError, ValueError):
-        return False
+        return "spinning"
+    return "passive" if spins == 0 else "bounded" if spins <= BOUNDED_SPINCOUNT else "spinning"
 
 
 def min_parallel_ns() -> float:
-    """The work threshold in force (decided on first use, after `runtime.tune_process()` if it is called)."""
+    """The threshold in force (decided on first use, after `runtime.tune_process()` if it is called)."""
     if _state["min_ns"] is None:
-        _state["min_ns"] = MIN_PARALLEL_NS if waits_passively() else MIN_PARALLEL_NS_SPINNING
+        _state["min_ns"] = MIN_PARALLEL_NS[wait_mode()]
     return _state["min_ns"]
 
 
@@ -71,31 +79,50 @@ def refresh() -> None:
     _state["min_ns"] = None
 
 
-def use_threads(work_ns: float) -> bool:
-    """True if a kernel call of about `work_ns` single-thread nanoseconds should run on the thread pool."""
-    return (work_ns >= min_parallel_ns() and numba.get_num_threads() > 1
+def expected_ns(work_ns: float, kernel: Callable | None) -> float:
+    """The single-thread time to expect: the estimate times the kernel's measured pace (1 until measured)."""
+    return work_ns * _pace.get(id(kernel), 1.0)
+
+
+def use_threads(work_ns: float, kernel: Callable | None = None) -> bool:
+    """True if a call of `kernel` (its parallel version) with estimated single-thread work `work_ns`
+    nanoseconds should run on the thread pool."""
+    return (expected_ns(work_ns, kernel) >= min_parallel_ns() and numba.get_num_threads() > 1
             and time.perf_counter() >= _state["off_until"])
 
 
+def record_serial(work_ns: float, elapsed_s: float, kernel: Callable | None) -> None:
+    """Report a serial call's wall time: it sets the pace of `kernel` (the parallel twin's identity)."""
+    if work_ns >= MIN_PACED_NS:
+        ratio = min(8.0, max(0.125, elapsed_s * 1e9 / work_ns))
+        _pace[id(kernel)] = (1 - PACE_WEIGHT) * _pace.get(id(kernel), ratio) + PACE_WEIGHT * ratio
+
+
 def record(work_ns: float, elapsed_s: float, kernel: Callable | None = None) -> None:
-    """Report a parallel call's wall time; one slower than STALL_FACTOR x its single-thread estimate backs
-    threads off. The first call of each `kernel` is not judged: it loads (or compiles) the code and may
-    start the thread pool, which says nothing about whether threads pay."""
+    """Report a parallel call's wall time to the account of time threads saved; back threads off when the
+    account shows more than MAX_LOSS_S lost. The first call of each `kernel` is not counted: it loads (or
+    compiles) the code and may start the thread pool, which says nothing about whether threads pay."""
     if kernel is not None and id(kernel) not in _timed:
         _timed.add(id(kernel))
         return
-    if elapsed_s * 1e9 > STALL_FACTOR * work_ns:
+    gain = _state["gain"] * GAIN_DECAY + expected_ns(work_ns, kernel) * 1e-9 - elapsed_s
+    if gain < -MAX_LOSS_S:
         _state["off_until"] = time.perf_counter() + _state["backoff"]
         _state["backoff"] = min(MAX_BACKOFF_S, 2 * _state["backoff"])
-    else:
+        gain = 0.0
+    elif gain > 0:
         _state["backoff"] = BACKOFF_S
+    _state["gain"] = gain
 
 
 def run(serial: Callable, parallel: Callable, work_ns: float, *args):
-    """`parallel(*args)` if threads pay for `work_ns` of work (timed, and `record`ed), else `serial(*args)`."""
-    if not use_threads(work_ns):
-        return serial(*args)
+    """`parallel(*args)` if threads pay for `work_ns` of work, else `serial(*args)`; either is timed
+    (`record` / `record_serial`)."""
     t0 = time.perf_counter()
+    if not use_threads(work_ns, parallel):
+        out = serial(*args)
+        record_serial(work_ns, time.perf_counter() - t0, parallel)
+        return out
     out = parallel(*args)
     record(work_ns, time.perf_counter() - t0, parallel)
     return out
@@ -107,5 +134,5 @@ def describe() -> str:
                                                   if "GOMP_SPINCOUNT" in os.environ else "OpenMP default")
     layer = numba.config.THREADING_LAYER
     return (f"{numba.get_num_threads()} Numba threads (layer {layer}), a call goes parallel above "
-            f"{min_parallel_ns() / 1e3:.0f} us of estimated work, backs off {BACKOFF_S}-{MAX_BACKOFF_S} s "
-            f"when threads do not pay; OpenMP wait: {wait}")
+            f"{min_parallel_ns() / 1e3:.0f} us of expected work, backs off {BACKOFF_S}-{MAX_BACKOFF_S} s "
+            f"when threads lose {MAX_LOSS_S * 1e3:.0f} ms; OpenMP wait: {wait} ({wait_mode()})")
