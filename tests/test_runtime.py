@@ -111,6 +111,8 @@ def fresh_policy(monkeypatch):
                                             "min_ns": threads.MIN_PARALLEL_NS["passive"], "gain": 0.0})
     monkeypatch.setattr(threads, "_pace", {})
     monkeypatch.setattr(threads, "_timed", set())
+    monkeypatch.setattr(threads, "_ready", set())
+    monkeypatch.setattr(threads, "_serial_ns", {})
     monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 2)
     return threads._state
 
@@ -229,3 +231,25 @@ def test_a_kernels_first_parallel_call_is_not_judged(fresh_policy, monkeypatch):
     assert threads.use_threads(work, kernel)
     threads.record(work, 100 * work / 1e9, kernel)            # the same kernel slow again: a real stall
     assert not threads.use_threads(work, kernel)
+
+
+def test_an_uncompiled_parallel_twin_waits_until_the_serial_work_pays_for_its_compile(fresh_policy, tmp_path):
+    """A parallel kernel with no code in the process and no cache index on disk compiles for seconds: it is
+    used only after the serial twin has done COMPILE_WORTH_NS of work; a cached or compiled one at once."""
+    class Dispatcher:                                     # the parts of a Numba dispatcher the rule reads
+        def __init__(self, index):
+            self.signatures = []
+            self._cache = type("C", (), {"_cache_file": type("F", (), {"_index_path": str(index)})})()
+
+    uncached, cached = Dispatcher(tmp_path / "none.nbi"), Dispatcher(tmp_path / "kernel.nbi")
+    (tmp_path / "kernel.nbi").write_bytes(b"")
+    work = 10 * fresh_policy["min_ns"]
+    assert threads.use_threads(work, cached)
+    assert not threads.use_threads(work, uncached)
+    for _ in range(int(threads.COMPILE_WORTH_NS // work)):
+        threads.record_serial(work, work / 1e9, uncached)
+    assert threads.use_threads(work, uncached)
+    compiled = Dispatcher(tmp_path / "none.nbi")
+    compiled.signatures = ["(float32[:, :],)"]
+    assert threads.use_threads(work, compiled)
+    assert threads.compiled_or_cached(lambda: None)       # not a caching dispatcher: no reason to wait

@@ -16,7 +16,12 @@ slower beside `while True: pass`. So a call goes to the thread pool only when
    multiply-adds x `fast.MATMUL_NS`, from its sizes, not a fixed element count) times the kernel's
    measured pace: the ratio of its serial calls' wall time to their estimates (an average), so that a
    machine slower or faster than the estimates assume is judged by what it does;
-3. threads have been paying. `run` times every parallel call and keeps a running account of the time
+3. the parallel twin is worth having: it is compiled or in Numba's on-disk cache already, or the
+   kernel's serial calls have added up to `COMPILE_WORTH_NS` of expected work (compiling a `prange`
+   kernel takes seconds). A short run such as the default `tinygrad-attn train` therefore compiles no
+   parallel kernel on its first, cold start, and a long one switches to threads once they can pay back
+   their compile (the next run finds them cached);
+4. threads have been paying. `run` times every parallel call and keeps a running account of the time
    threads saved: the expected single-thread time minus the wall time, summed with older calls
    fading (x `GAIN_DECAY` a call). When the account falls below -`MAX_LOSS_S` (a busy core: calls
    stall for milliseconds; or a machine whose second core gives nothing), threads go off for
@@ -49,10 +54,13 @@ BACKOFF_S = 0.1                # threads off this long after they did not pay ..
 MAX_BACKOFF_S = 2.0            # ... doubling while they keep failing, up to this
 PACE_WEIGHT = 0.1              # weight of the newest serial call in a kernel's measured pace
 MIN_PACED_NS = 10_000          # serial calls shorter than this (call overhead) do not set the pace
+COMPILE_WORTH_NS = 2e9         # serial work a kernel does before its uncompiled parallel twin is compiled
 
 _state = {"off_until": 0.0, "backoff": BACKOFF_S, "min_ns": None, "gain": 0.0}
 _pace: dict[int, float] = {}   # id(parallel kernel) -> measured serial wall time / estimate
 _timed: set[int] = set()       # parallel kernels called once already: their first call loads code and starts the pool
+_ready: set[int] = set()       # parallel kernels that are compiled, cached or have earned their compile
+_serial_ns: dict[int, float] = {}   # id(parallel kernel) -> expected work its serial twin has done so far
 
 
 def wait_mode() -> str:
@@ -84,15 +92,36 @@ def expected_ns(work_ns: float, kernel: Callable | None) -> float:
     return work_ns * _pace.get(id(kernel), 1.0)
 
 
+def compiled_or_cached(kernel: Callable | None) -> bool:
+    """True if the Numba dispatcher `kernel` has code in this process or an index in its on-disk cache
+    (then a first call loads in milliseconds); True for anything that is not a caching dispatcher."""
+    try:
+        return bool(kernel.signatures) or os.path.exists(kernel._cache._cache_file._index_path)
+    except AttributeError:
+        return True
+
+
+def parallel_ready(kernel: Callable | None) -> bool:
+    """Whether `kernel`, the parallel twin, may be called: compiled, cached, or earned (rule 3 above)."""
+    if id(kernel) in _ready:
+        return True
+    if _serial_ns.get(id(kernel), 0.0) >= COMPILE_WORTH_NS or compiled_or_cached(kernel):
+        _ready.add(id(kernel))
+        return True
+    return False
+
+
 def use_threads(work_ns: float, kernel: Callable | None = None) -> bool:
     """True if a call of `kernel` (its parallel version) with estimated single-thread work `work_ns`
     nanoseconds should run on the thread pool."""
     return (expected_ns(work_ns, kernel) >= min_parallel_ns() and numba.get_num_threads() > 1
-            and time.perf_counter() >= _state["off_until"])
+            and time.perf_counter() >= _state["off_until"] and parallel_ready(kernel))
 
 
 def record_serial(work_ns: float, elapsed_s: float, kernel: Callable | None) -> None:
-    """Report a serial call's wall time: it sets the pace of `kernel` (the parallel twin's identity)."""
+    """Report a serial call's wall time: it sets the pace of `kernel` (the parallel twin's identity) and
+    counts towards the work that earns the parallel twin its compile."""
+    _serial_ns[id(kernel)] = _serial_ns.get(id(kernel), 0.0) + expected_ns(work_ns, kernel)
     if work_ns >= MIN_PACED_NS:
         ratio = min(8.0, max(0.125, elapsed_s * 1e9 / work_ns))
         _pace[id(kernel)] = (1 - PACE_WEIGHT) * _pace.get(id(kernel), ratio) + PACE_WEIGHT * ratio
