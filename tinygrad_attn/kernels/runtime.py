@@ -10,7 +10,7 @@ other libraries in the process share, so a library user decides.
 * OpenMP waiting (`GOMP_SPINCOUNT=30000`: spin briefly, then sleep). After a parallel call libgomp's
   workers spin (300,000 spins by default, milliseconds) before they sleep. Spinning that long takes a
   core from whatever else runs; sleeping at once (`OMP_WAIT_POLICY=passive`) makes every call wake them
-  (75-110 us each on this project's 2-core virtual machines, measured with a `/tmp` script). A short
+  (60-110 us each on this project's 2-core virtual machines, measured with a `/tmp` script). A short
   spin keeps them awake between the kernels of one step, where the calls come tens of microseconds
   apart, and lets them sleep between steps; the thread policy (`threads.py`) backs threads off when a
   busy core stalls them. libgomp reads the variable once, when Numba first loads it (the first
