@@ -118,3 +118,44 @@ def test_precompile_compiles_what_the_step_calls(workers):
     loss, grad = _tiny_step(np.float32)
     np.testing.assert_allclose(loss, expected[0], rtol=1e-5)
     np.testing.assert_allclose(grad, expected[1], rtol=1e-4, atol=1e-6)
+
+
+def test_a_failing_call_is_raised_whichever_process_takes_it():
+    """A call that fails in a helper process is not lost: this process replays the groups again and raises.
+    Two groups and two processes, so the failing one lands in either."""
+    good = [("softmax", (precompile_module._describe(np.ones((2, 3), np.float32)),), [])]
+    bad = [("no_such_kernel", (), [])]
+    for groups in ([good, bad], [bad, good]):
+        with pytest.raises(AttributeError, match="no_such_kernel"):
+            precompile_module.compile_groups(groups, workers=2)
+
+
+def test_a_helper_that_dies_with_its_group_does_not_lose_it(monkeypatch):
+    """A helper that took a group and crashed (exit code 1): this process replays every group afterwards,
+    so the lost group's kernel still compiles here, and its error is raised here."""
+    spawn = multiprocessing.get_context("spawn")
+
+    class CrashedHelper:                                  # takes the next group, then exits with an error
+        def __init__(self, target, args, daemon):
+            self.counter, self.exitcode = args[1], None
+
+        def start(self):
+            with self.counter.get_lock():
+                self.counter.value += 1
+            self.exitcode = 1
+
+        def join(self):
+            pass
+
+    class Context:
+        Value = staticmethod(spawn.Value)
+        Process = CrashedHelper
+
+    monkeypatch.setattr(precompile_module.multiprocessing, "get_context", lambda method: Context)
+    made = []
+    monkeypatch.setattr(precompile_module, "replay", lambda groups, counter, _replay=precompile_module.replay:
+                        made.append(counter.value) or _replay(groups, counter))
+    good = [("softmax", (precompile_module._describe(np.ones((2, 3), np.float32)),), [])]
+    with pytest.raises(AttributeError, match="no_such_kernel"):
+        precompile_module.compile_groups([[("no_such_kernel", (), [])], good], workers=2)
+    assert made == [1, 0]          # this process started after the helper's group, then replayed all

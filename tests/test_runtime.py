@@ -180,6 +180,8 @@ def test_the_pace_of_serial_calls_scales_the_expected_time(fresh_policy):
     calls reach the threshold sooner, and parallel calls are compared with the measured serial time."""
     work = 0.5 * fresh_policy["min_ns"]
     assert not threads.use_threads(work, _kernel)
+    threads.record_serial(work, 5.0, _kernel)                 # the first call compiles: sets no pace
+    assert threads.expected_ns(work, _kernel) == work
     for _ in range(60):
         threads.record_serial(work, 3 * work / 1e9, _kernel)
     assert threads.expected_ns(work, _kernel) == pytest.approx(3 * work, rel=1e-3)

@@ -129,7 +129,14 @@ def precompile(fn: Callable, *args: Any, workers: int | None = None) -> int:
     pools); if they cannot be started, this process compiles everything itself."""
     calls = record_calls(fn, *args)
     groups = _by_kernel(calls)
-    workers = max(1, min(len(groups), numba.get_num_threads() if workers is None else workers))
+    compile_groups(groups, max(1, min(len(groups), numba.get_num_threads() if workers is None else workers)))
+    return len(calls)
+
+
+def compile_groups(groups: list[list[tuple[str, Any, Any]]], workers: int) -> None:
+    """Replay the groups in this process and `workers - 1` helpers. If a helper fails, this process replays
+    every group itself afterwards (the compiled ones load from the cache), so the helper's error is raised
+    here instead of a kernel silently left to compile in the middle of the run."""
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
     helpers = []
@@ -145,4 +152,5 @@ def precompile(fn: Callable, *args: Any, workers: int | None = None) -> int:
     finally:
         for helper in helpers:
             helper.join()
-    return len(calls)
+    if any(helper.exitcode != 0 for helper in helpers):
+        replay(groups, context.Value("i", 0))

@@ -58,7 +58,8 @@ COMPILE_WORTH_NS = 2e9         # serial work a kernel does before its uncompiled
 
 _state = {"off_until": 0.0, "backoff": BACKOFF_S, "min_ns": None, "gain": 0.0}
 _pace: dict[int, float] = {}   # id(parallel kernel) -> measured serial wall time / estimate
-_timed: set[int] = set()       # parallel kernels called once already: their first call loads code and starts the pool
+_timed: set[tuple[int, bool]] = set()   # (id(kernel), parallel?) called once already: a first call loads or
+                                        # compiles the code (and may start the pool), so it is not judged
 _ready: set[int] = set()       # parallel kernels that are compiled, cached or have earned their compile
 _serial_ns: dict[int, float] = {}   # id(parallel kernel) -> expected work its serial twin has done so far
 
@@ -118,10 +119,23 @@ def use_threads(work_ns: float, kernel: Callable | None = None) -> bool:
             and time.perf_counter() >= _state["off_until"] and parallel_ready(kernel))
 
 
+def _first_call(kernel: Callable | None, parallel: bool) -> bool:
+    """True (once) for the first reported call of `kernel`'s parallel or serial version."""
+    key = (id(kernel), parallel)
+    if kernel is None or key in _timed:
+        return False
+    _timed.add(key)
+    return True
+
+
 def record_serial(work_ns: float, elapsed_s: float, kernel: Callable | None) -> None:
     """Report a serial call's wall time: it sets the pace of `kernel` (the parallel twin's identity) and
-    counts towards the work that earns the parallel twin its compile."""
+    counts towards the work that earns the parallel twin its compile. The first serial call sets no pace:
+    its time is mostly compiling or loading (seconds), which would read as a kernel 8x slower than its
+    estimate."""
     _serial_ns[id(kernel)] = _serial_ns.get(id(kernel), 0.0) + expected_ns(work_ns, kernel)
+    if _first_call(kernel, parallel=False):
+        return
     if work_ns >= MIN_PACED_NS:
         ratio = min(8.0, max(0.125, elapsed_s * 1e9 / work_ns))
         _pace[id(kernel)] = (1 - PACE_WEIGHT) * _pace.get(id(kernel), ratio) + PACE_WEIGHT * ratio
@@ -131,8 +145,7 @@ def record(work_ns: float, elapsed_s: float, kernel: Callable | None = None) -> 
     """Report a parallel call's wall time to the account of time threads saved; back threads off when the
     account shows more than MAX_LOSS_S lost. The first call of each `kernel` is not counted: it loads (or
     compiles) the code and may start the thread pool, which says nothing about whether threads pay."""
-    if kernel is not None and id(kernel) not in _timed:
-        _timed.add(id(kernel))
+    if _first_call(kernel, parallel=True):
         return
     gain = _state["gain"] * GAIN_DECAY + expected_ns(work_ns, kernel) * 1e-9 - elapsed_s
     if gain < -MAX_LOSS_S:
