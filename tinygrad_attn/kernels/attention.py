@@ -438,7 +438,7 @@ def _copy_row(src, out, i, transpose):
             out[i, c] = src[c]
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def _small_copy(x, rows, cols, transpose, dtype):
     """x (T, c), or x^T, as a fresh zero-padded C-contiguous (rows, cols) scratch: the per-task operand, read
     once, row by row (x's rows have unit stride: `_unit_rows`)."""
@@ -459,16 +459,38 @@ def _small_store(x, src):
 
 
 @numba.njit(**_JIT)
-def _small_scores(qs, kt, s, factor, mask, causal, tq, tk):
-    """s2 = factor * q k^T for the whole (padded) tile of one head on 4 x SW register tiles, then masking.
-    Returns nothing; afterwards row i < tq holds scores for keys j < stop_i (the allowed prefix, -inf where
-    mask is False), and s[i, j] for j >= stop_i is undefined (causal blocks above the diagonal are skipped)."""
+def _score_product(s, a, bt, causal):
+    """s = a bt over the whole padded tile on 4 x 2*SW register tiles (a (Tq', n), bt (n, Tk')); when causal,
+    column blocks wholly above the diagonal are skipped (their entries are left undefined). One compiled copy
+    for q k^T and do v^T: `_gemm_tile` is inlined here once instead of at every call site."""
     tile = _small_score_tile(s.dtype)
     sw = tile.shape[1]
     for i0 in range(0, s.shape[0], TR):
         j_end = min(s.shape[1], i0 + TR) if causal else s.shape[1]
         for j0 in range(0, j_end, sw):
-            _gemm_tile(tile, s, i0, j0, qs, i0, 0, kt, 0, j0, qs.shape[1], False)
+            _gemm_tile(tile, s, i0, j0, a, i0, 0, bt, 0, j0, a.shape[1], False)
+
+
+@numba.njit(**_JIT)
+def _feature_product(c, a, b, n, causal, keys_first):
+    """c = a[:, :n] b[:n] on 4 x SW register tiles, c (R, W') with R a multiple of TR and W' of SW. When causal
+    the inner index is cut to the pairs that can attend: a = p or ds (rows queries, columns keys) uses keys
+    j < i0 + TR only; a = p^T or ds^T (`keys_first`: rows keys, columns queries) uses queries i >= i0 only."""
+    tile = _small_tile(c.dtype)
+    sw = tile.shape[1]
+    for i0 in range(0, c.shape[0], TR):
+        lo = min(i0, n) if causal and keys_first else 0
+        hi = min(n, i0 + TR) if causal and not keys_first else n
+        for c0 in range(0, c.shape[1], sw):
+            _gemm_tile(tile, c, i0, c0, a, i0, lo, b, lo, c0, hi - lo, False)
+
+
+@numba.njit(**_JIT)
+def _small_scores(qs, kt, s, factor, mask, causal, tq, tk):
+    """s2 = factor * q k^T for the whole (padded) tile of one head (`_score_product`), then masking.
+    Returns nothing; afterwards row i < tq holds scores for keys j < stop_i (the allowed prefix, -inf where
+    mask is False), and s[i, j] for j >= stop_i is undefined (causal blocks above the diagonal are skipped)."""
+    _score_product(s, qs, kt, causal)
     for i in range(tq):
         stop = min(tk, i + 1) if causal else tk
         for j in range(stop):
@@ -479,17 +501,17 @@ def _small_scores(qs, kt, s, factor, mask, causal, tq, tk):
                     s[i, j] = -np.inf
 
 
-@numba.njit(**_JIT)
+@numba.njit(inline="always", **_JIT)
 def _small_forward_head(q, k, v, factor, mask, causal, o, lse):
     """One head as one tile: s2 = factor * q k^T (base 2) for all (Tq, Tk) pairs, a stable softmax per row,
     o = p v; lse in natural-log units. q (Tq, d), k (Tk, d), v (Tk, dv), mask (Tq, Tk) or None and the
     outputs o (Tq, dv), lse (Tq,) are views with any strides; the products run on per-task zero-padded
     scratch copies (q rows to TR, keys to 2*SW, features to SW), so `_gemm_tile` needs no edge cases.
-    Not inlined: both drivers share one compiled copy."""
+    Inlined into its driver: a run compiles one driver (usually the serial one), and a separately compiled
+    head would be optimised twice, alone and again inside the driver that links it."""
     dtype = q.dtype
     tq, tk, d, dv = q.shape[0], k.shape[0], q.shape[1], v.shape[1]
-    tile = _small_tile(dtype)
-    sw = tile.shape[1]
+    sw = SW
     tqp, tkp, dvp = _ceil_to(tq, TR), _ceil_to(tk, 2 * sw), _ceil_to(dv, sw)
     qs = _small_copy(q, tqp, d, False, dtype)
     kt = _small_copy(k, d, tkp, True, dtype)
@@ -519,10 +541,7 @@ def _small_forward_head(q, k, v, factor, mask, causal, o, lse):
         for j in range(stop, tkp):                # unsigned: no wraparound code, which would become scatters
             s[i, np.uint64(j)] = 0.0
         lse[i] = (m + np.log2(total)) * LN2
-    for i0 in range(0, tqp, TR):                  # o = p v over the keys the 4 rows can see
-        n = min(tk, i0 + TR) if causal else tk
-        for c0 in range(0, dvp, sw):
-            _gemm_tile(tile, os, i0, c0, s, i0, 0, vs, 0, c0, n, False)
+    _feature_product(os, s, vs, tk, causal, False)                           # o = p v
     _small_store(o, os)
 
 
@@ -541,21 +560,19 @@ def _small_forward_serial(q, k, v, factor, mask, causal, o, lse):
                             _head(o, b), lse[b])
 
 
-@numba.njit(**_JIT)
+@numba.njit(inline="always", **_JIT)
 def _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, dq, dk, dv):
     """One head as one tile: p = exp2(s2 - lse2) recomputed, dp = do v^T, ds = scale * p (dp - D) with
     D_i = do_i . o_i, dv = p^T do, dk = ds^T q, dq = ds k. The task owns its head: no races, no per-thread
     buffers. Operands and outputs are one head's strided views, as in `_small_forward_head`."""
     dtype = q.dtype
     tq, tk, d, dvw = q.shape[0], k.shape[0], q.shape[1], v.shape[1]
-    tile = _small_tile(dtype)
-    sw = tile.shape[1]
+    sw = SW
     tqp, tkp, dp, dvp = _ceil_to(tq, TR), _ceil_to(tk, 2 * sw), _ceil_to(d, sw), _ceil_to(dvw, sw)
-    score_tile = _small_score_tile(dtype)
     qs = _small_copy(q, tqp, dp, False, dtype)
     ks = _small_copy(k, tkp, dp, False, dtype)
     kt = _small_copy(k, dp, tkp, True, dtype)     # rows padded to dp, like qs's columns: one _small_scores
-    vt = _small_copy(v, dvw, tkp, True, dtype)
+    vt = _small_copy(v, dvp, tkp, True, dtype)    # rows padded to dvp, like dos's columns
     dos = _small_copy(do, tqp, dvp, False, dtype)
     os = _small_copy(o, tqp, dvp, False, dtype)
     p = np.empty((tqp, tkp), dtype)
@@ -564,9 +581,7 @@ def _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, dq, 
     dks = np.empty((tkp, dp), dtype)
     dvs = np.empty((tkp, dvp), dtype)
     _small_scores(qs, kt, p, factor, mask, causal, tq, tk)
-    for i0 in range(0, tqp, TR):                  # dp = do v^T
-        for j0 in range(0, tkp, 2 * sw):
-            _gemm_tile(score_tile, ds, i0, j0, dos, i0, 0, vt, 0, j0, dvw, False)
+    _score_product(ds, dos, vt, causal)                                      # dp = do v^T
     for i in range(tqp):
         stop = (min(tk, i + 1) if causal else tk) if i < tq else 0
         row_lse = lse2[min(i, tq - 1)]
@@ -583,17 +598,9 @@ def _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, dq, 
         for j in range(stop, tkp):                # unsigned, as in the forward
             p[i, np.uint64(j)] = 0.0
             ds[i, np.uint64(j)] = 0.0
-    pt, dst = p.T, ds.T
-    for j0 in range(0, tkp, TR):                  # dv = p^T do, dk = ds^T q (causal: queries i >= j0 only)
-        i_start = min(j0, tq) if causal else 0
-        for c0 in range(0, dvp, sw):
-            _gemm_tile(tile, dvs, j0, c0, pt, j0, i_start, dos, i_start, c0, tq - i_start, False)
-        for c0 in range(0, dp, sw):
-            _gemm_tile(tile, dks, j0, c0, dst, j0, i_start, qs, i_start, c0, tq - i_start, False)
-    for i0 in range(0, tqp, TR):                  # dq = ds k (causal: keys j < i0 + TR only)
-        n = min(tk, i0 + TR) if causal else tk
-        for c0 in range(0, dp, sw):
-            _gemm_tile(tile, dqs, i0, c0, ds, i0, 0, ks, 0, c0, n, False)
+    _feature_product(dvs, p.T, dos, tq, causal, True)                        # dv = p^T do
+    _feature_product(dks, ds.T, qs, tq, causal, True)                        # dk = ds^T q
+    _feature_product(dqs, ds, ks, tk, causal, False)                         # dq = ds k
     _small_store(dq, dqs)
     _small_store(dk, dks)
     _small_store(dv, dvs)
