@@ -161,14 +161,14 @@ def pack_b_panel(b: np.ndarray, b_trans: bool, j0: int, dst: np.ndarray) -> None
             dst[p, j] = 0
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
+@njit(inline="always", cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def pack_b_task(b, b_trans, t, npan, bp) -> None:
     """Task t of packing B: panel t % npan of distinct B matrix t // npan into bp."""
     q, jp = t // npan, t % npan
     pack_b_panel(b[q], b_trans, jp * bp.shape[3], bp[q, jp])
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
+@njit(inline="always", cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc) -> None:
     """Task t: rows [i_start, i_start + mc) of output batch t // nblk, against all columns.
 
@@ -190,6 +190,7 @@ def row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc) -> None:
     for i in range(full_end, i_end):
         for p in range(k):
             a_edge[p, i - full_end] = a[aq, p, i] if a_trans else a[aq, i, p]
+    a_flat, edge_flat = a.reshape(-1), a_edge.reshape(-1)   # flat views: one compiled micro_tile for both
     bq = bp[b_idx[batch]]
     c = out[batch]
     c_edge = np.empty((MR, nr), out.dtype)
@@ -200,9 +201,9 @@ def row_block(a, a_trans, a_idx, bp, b_idx, out, t, nblk, mc) -> None:
             direct = i0 < full_end and cols == nr
             dst, di, dj = (c, i0, j0) if direct else (c_edge, 0, 0)
             if i0 < full_end:
-                micro_tile(a, a_base + i0 * a_rs, a_rs, a_ps, bq[jp], k, dst, di, dj)
+                micro_tile(a_flat, a_base + i0 * a_rs, a_rs, a_ps, bq[jp], k, dst, di, dj)
             else:
-                micro_tile(a_edge, 0, 1, MR, bq[jp], k, dst, di, dj)
+                micro_tile(edge_flat, 0, 1, MR, bq[jp], k, dst, di, dj)
             if not direct:
                 for r in range(min(MR, i_end - i0)):
                     for j in range(cols):
