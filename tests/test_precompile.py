@@ -88,11 +88,14 @@ def test_record_calls_restores_the_backend_after_an_error():
     assert ta.get_backend() == "numba" and "rehearsal" not in backend_module._MODULES
 
 
-def test_calls_are_grouped_by_kernel_slowest_first(monkeypatch):
-    monkeypatch.setattr(precompile_module.fast, "SLOWEST_TO_COMPILE", ("attention_backward", "matmul"))
-    calls = [("softmax", (), ()), ("matmul", (1,), ()), ("attention_backward", (), ()), ("matmul", (2,), ())]
+def test_calls_are_grouped_by_compile_group_slowest_first(monkeypatch):
+    monkeypatch.setattr(precompile_module.fast, "COMPILE_GROUPS", (("attention_forward", "attention_backward"),
+                                                                   ("matmul",)))
+    calls = [("softmax", (), ()), ("matmul", (1,), ()), ("attention_backward", (), ()), ("gelu", (), ()),
+             ("attention_forward", (), ()), ("matmul", (2,), ())]
     groups = precompile_module._by_kernel(calls)
-    assert [[c[0] for c in g] for g in groups] == [["attention_backward"], ["matmul", "matmul"], ["softmax"]]
+    assert [[c[0] for c in g] for g in groups] == [["attention_backward", "attention_forward"],
+                                                   ["matmul", "matmul"], ["softmax"], ["gelu"]]
 
 
 def test_replay_takes_each_group_once_from_the_shared_counter(monkeypatch):

@@ -10,9 +10,10 @@ parallel instead, in three steps:
 2. replay: make each call that differs in its Numba types or sizes once on the numba backend, with
    zero-filled arrays of the same shapes, dtypes and strides, so that each kernel compiles for exactly the
    types (and takes exactly the size-dependent paths) that the real run will. The calls are shared out
-   between this process and `workers - 1` spawned helper processes, one kernel wrapper's calls at a time
-   (two processes compiling the same kernel at once would both do the whole work): each process takes the
-   next wrapper from a shared counter, the slowest to compile first (`fast.SLOWEST_TO_COMPILE`);
+   between this process and `workers - 1` spawned helper processes, one group of kernel wrappers at a time
+   (two processes compiling the same kernel, or kernels that share helpers, would both do the whole work):
+   each process takes the next group from a shared counter, the slowest to compile first
+   (`fast.COMPILE_GROUPS`);
 3. the compiled kernels land in Numba's cache, where this process finds the ones the helpers compiled
    the first time it calls them.
 
@@ -101,12 +102,13 @@ def record_calls(fn: Callable, *args: Any) -> list[tuple[str, Any, Any]]:
 
 
 def _by_kernel(calls: list[tuple[str, Any, Any]]) -> list[list[tuple[str, Any, Any]]]:
-    """The calls grouped by kernel wrapper, groups in compile order: `fast.SLOWEST_TO_COMPILE` first."""
-    groups: dict[str, list] = {}
+    """The calls grouped for `replay`: the wrappers of each of `fast.COMPILE_GROUPS` together (they share
+    compiled helpers, which one process then compiles once), in that order, then every other wrapper alone."""
+    rank = {name: i for i, group in enumerate(fast.COMPILE_GROUPS) for name in group}
+    groups: dict[Any, list] = {}
     for call in calls:
-        groups.setdefault(call[0], []).append(call)
-    slow = fast.SLOWEST_TO_COMPILE
-    return sorted(groups.values(), key=lambda g: slow.index(g[0][0]) if g[0][0] in slow else len(slow))
+        groups.setdefault(rank.get(call[0], call[0]), []).append(call)
+    return sorted(groups.values(), key=lambda g: rank.get(g[0][0], len(fast.COMPILE_GROUPS)))
 
 
 def replay(groups: list[list[tuple[str, Any, Any]]], counter) -> None:
