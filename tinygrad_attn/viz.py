@@ -18,12 +18,34 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import NullFormatter
 
 import tinygrad_attn as ta
 
 SHADES = " .:-=+*#%@"                                         # light to dark, for text heatmaps
 MAX_TICKS = 16                                                # more positions than this: label every k-th one
 DPI = 110
+
+
+def _margins(fig: Figure, rows: int, left: float, right: float, bottom: float, top: float, gap: float) -> None:
+    """Fixed margins, in inches, around a column of `rows` panels, `gap` between panels: for figures whose
+    labels have known sizes. A layout engine measures every text twice before the figure is drawn (half of
+    the time `tinygrad-attn train` spent writing its loss curves)."""
+    width, height = fig.get_size_inches()
+    panel = (height - bottom - top - gap * (rows - 1)) / rows
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        hspace=gap / panel)
+
+
+def _log_decades(ax: Axes, *series) -> None:
+    """A log y axis spanning whole decades of the positive values in `series`, labelled 10^k only: tick
+    labels of a known width (see `_margins`), at least two of them however narrow the range."""
+    values = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in series])
+    values = values[np.isfinite(values) & (values > 0)]
+    ax.set_yscale("log")
+    if values.size:
+        ax.set_ylim(10.0 ** math.floor(math.log10(values.min())), 10.0 ** math.ceil(math.log10(values.max()) + 1e-9))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _save(fig: Figure, path: str | Path | None) -> Figure:
@@ -173,14 +195,16 @@ def plot_losses(losses: Sequence[float], accuracies: Sequence[float] | None = No
     losses) on sequences never trained on, drawn beside the batch loss. One legend covers the loss
     panel's two y axes. Saves to `path` if given."""
     panels = [p for p in (grad_norms, entropies) if p]
-    fig = Figure(figsize=(6.4, 2.8 * (1 + len(panels))), layout="constrained")
+    fig = Figure(figsize=(6.4, 2.8 * (1 + len(panels))))
     axes = fig.subplots(1 + len(panels), 1, squeeze=False)[:, 0]
+    _margins(fig, len(axes), left=0.85, right=0.7 if accuracies is not None else 0.2, bottom=0.5,
+             top=0.55 if title else 0.2, gap=0.45)        # room for tick labels and one-line axis labels
     steps = np.arange(1, len(losses) + 1)
     lines = axes[0].plot(steps, losses, color="tab:blue", linewidth=1, label="batch loss")
     if held_out is not None:
         lines += axes[0].plot(held_out[0], held_out[1], color="tab:green", marker="o", markersize=3,
                               label="held-out loss")
-    axes[0].set_yscale("log")
+    _log_decades(axes[0], losses, *([held_out[1]] if held_out is not None else []))
     axes[0].set_ylabel("cross-entropy (log)")
     if accuracies is not None:
         right = axes[0].twinx()
@@ -194,7 +218,7 @@ def plot_losses(losses: Sequence[float], accuracies: Sequence[float] | None = No
         ax.set_ylabel(label)
         ax.legend(fontsize="x-small", ncol=2)
     if grad_norms:
-        axes[1].set_yscale("log")
+        _log_decades(axes[1], *grad_norms.values())
     axes[-1].set_xlabel("step")
     if title:
         fig.suptitle(title)
