@@ -119,7 +119,7 @@ def compile_kernels(args: argparse.Namespace, task: Task, config: dict) -> None:
     """Compile the Numba kernels this run calls before it starts (an empty cache: the first run), on every
     core: `ta.precompile` rehearses one step and the evaluation on a throwaway model (`rehearse`)."""
     if not args.quiet:
-        print("compiling the Numba kernels (first run only: 10-15 s on a 2-core machine, then seconds); "
+        print("compiling the Numba kernels (first run only: about 10 s on a 2-core machine, then seconds); "
               f"cached in {ta.kernels.runtime.cache_dir()}", flush=True)
     start = time.perf_counter()
     calls = ta.precompile(rehearse, args, task, config)
