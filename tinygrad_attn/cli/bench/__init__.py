@@ -206,6 +206,16 @@ def _stop(process) -> None:
         process.wait()
 
 
+def _load_baselines() -> None:
+    """Import PyTorch (if installed) before `tune_process`: its own OpenMP runtime then reads the environment
+    as it would in a PyTorch program. Loaded after it, that runtime took our GOMP_SPINCOUNT too, and its
+    softmax forward+backward (2048, 64) ran 200-1000 us in the bench against 130-170 us."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table (and write JSON with --json). Returns the exit code."""
     parser = Parser(prog="tinygrad-attn bench", description=__doc__.splitlines()[0])
@@ -227,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         child = [sys.executable, "-m", "tinygrad_attn.cli.bench", *(sys.argv[1:] if argv is None else argv)]
         return subprocess.call(child, env={**os.environ, _OPENBLAS_TIMEOUT: "4"})
 
+    _load_baselines()
     tuned = {} if args.no_tune else runtime.tune_process()
     cases = collect_cases(args.quick)
     chosen = [c for c in cases if not args.only or any(s.lower() in f"{c.group} {c.name}".lower() for s in args.only)]
