@@ -70,7 +70,9 @@ def _calls_per_sample(fn, target_s: float = 2e-3) -> int:
 _OPENBLAS_TIMEOUT = "OPENBLAS_THREAD_TIMEOUT"
 
 # Before each sample: let the previous implementation's OpenMP workers (Numba's or PyTorch's) finish
-# spinning and sleep, so that two thread pools do not fight over the cores (kernels/runtime.py).
+# spinning and sleep, so that two thread pools do not fight over the cores (kernels/runtime.py); then one
+# untimed call wakes this implementation's own workers (on these virtual machines an idle core takes up to
+# milliseconds to wake, which a 2 ms sample would otherwise count against whichever library slept).
 SETTLE_S = 0.005
 
 
@@ -85,6 +87,7 @@ def time_case(case: BenchCase, repeats: int) -> dict[str, float]:
         for name, fn in case.impls.items():
             n = calls[name]
             time.sleep(SETTLE_S)
+            fn()                                    # untimed: wakes this implementation's sleeping workers
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
