@@ -26,7 +26,8 @@ def texts(fig: Figure) -> list[tuple[Text, Bbox]]:
                 hidden |= {id(t) for t in [axis.label, axis.offsetText]}
             lo, hi = sorted(axis.get_view_interval())
             hidden |= {id(label) for tick in ticks for label in (tick.label1, tick.label2)
-                       if not (ax.axison and axis.get_visible()) or not lo - 1e-9 <= tick.get_loc() <= hi + 1e-9}
+                       if not (ax.axison and axis.get_visible())
+                       or not lo - 1e-9 * abs(lo) <= tick.get_loc() <= hi + 1e-9 * abs(hi)}   # relative: log axes
     return [(t, t.get_window_extent(renderer)) for t in fig.findobj(Text)
             if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
 

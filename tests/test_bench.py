@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def test_bench_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
@@ -37,3 +39,24 @@ def test_bench_busy_starts_and_stops_its_spinner(tmp_path):
     report = json.loads(out.read_text())
     assert report["environment"]["busy"] is True and report["startup"] is None
     assert report["results"] and all(r["case"].startswith("small-op step") for r in report["results"])
+
+
+def test_pytorch_loads_before_the_process_settings():
+    """PyTorch's OpenMP runtime reads the environment when it loads: the bench must import it before
+    `tune_process` sets our GOMP_SPINCOUNT, or the baseline runs with our wait setting."""
+    pytest.importorskip("torch")
+    script = (
+        "import sys\n"
+        "from tinygrad_attn.kernels import runtime\n"
+        "from tinygrad_attn.cli import bench\n"
+        "assert 'torch' not in sys.modules\n"
+        "def tune():\n"
+        "    print('torch loaded:', 'torch' in sys.modules)\n"
+        "    raise SystemExit(0)\n"
+        "runtime.tune_process = tune\n"
+        "bench.main(['--only', 'small-op', '--repeats', '1', '--no-startup'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OPENBLAS_THREAD_TIMEOUT": "4"})
+    assert done.returncode == 0, done.stderr
+    assert "torch loaded: True" in done.stdout

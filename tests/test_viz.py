@@ -121,6 +121,20 @@ def test_plot_losses_held_out_beside_batch_loss_one_legend(tmp_path):
     assert_readable(fig)
 
 
+@pytest.mark.parametrize("losses", [[3.0, 2.9, 2.8], [2.0, 1e-9], [1.0, 1.0]])
+def test_plot_losses_log_axis_spans_whole_decades_with_two_labels_or_more(losses):
+    """The loss axis is laid out with fixed margins, so its labels must be 10^k only, however narrow or
+    wide the range (a 3-step run within one decade, nine decades, a flat curve at exactly 1)."""
+    fig = viz.plot_losses(losses, title="t", grad_norms={"L0.W_q": np.asarray(losses) / 10})
+    for ax in (fig.axes[0], fig.axes[1]):
+        lo, hi = ax.get_ylim()
+        assert math.log10(lo) == math.floor(math.log10(lo)) and math.log10(hi) == math.floor(math.log10(hi))
+        assert lo <= min(ax.get_lines()[0].get_ydata()) and max(ax.get_lines()[0].get_ydata()) < hi
+    labels = [t for t, _ in texts(fig) if t in fig.axes[0].yaxis.get_ticklabels()]
+    assert len(labels) >= 2 and all("10^" in t.get_text() for t in labels)
+    assert_readable(fig)
+
+
 def test_plot_self_bias(tmp_path):
     fig = viz.plot_self_bias([2, 8, 32], [0.7, 0.95, 1.0], [0.6, 0.9, 1.0], T=3, path=tmp_path / "bias.png")
     assert_png(tmp_path / "bias.png")

@@ -511,8 +511,7 @@ def _small_forward_head(q, k, v, factor, mask, causal, o, lse):
     head would be optimised twice, alone and again inside the driver that links it."""
     dtype = q.dtype
     tq, tk, d, dv = q.shape[0], k.shape[0], q.shape[1], v.shape[1]
-    sw = SW
-    tqp, tkp, dvp = _ceil_to(tq, TR), _ceil_to(tk, 2 * sw), _ceil_to(dv, sw)
+    tqp, tkp, dvp = _ceil_to(tq, TR), _ceil_to(tk, 2 * SW), _ceil_to(dv, SW)
     qs = _small_copy(q, tqp, d, False, dtype)
     kt = _small_copy(k, d, tkp, True, dtype)
     vs = _small_copy(v, tkp, dvp, False, dtype)
@@ -567,8 +566,7 @@ def _small_backward_head(q, k, v, o, do, lse2, factor, scale, mask, causal, dq, 
     buffers. Operands and outputs are one head's strided views, as in `_small_forward_head`."""
     dtype = q.dtype
     tq, tk, d, dvw = q.shape[0], k.shape[0], q.shape[1], v.shape[1]
-    sw = SW
-    tqp, tkp, dp, dvp = _ceil_to(tq, TR), _ceil_to(tk, 2 * sw), _ceil_to(d, sw), _ceil_to(dvw, sw)
+    tqp, tkp, dp, dvp = _ceil_to(tq, TR), _ceil_to(tk, 2 * SW), _ceil_to(d, SW), _ceil_to(dvw, SW)
     qs = _small_copy(q, tqp, dp, False, dtype)
     ks = _small_copy(k, tkp, dp, False, dtype)
     kt = _small_copy(k, dp, tkp, True, dtype)     # rows padded to dp, like qs's columns: one _small_scores

@@ -59,8 +59,9 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # How `precompile` shares kernels out between processes: the wrappers of one group compile in one process,
 # one after the other, because their kernels share compiled helpers (two processes would each compile them);
 # the groups slowest first, so that the processes finish together; any other wrapper is a group of its own.
-# From an empty cache, float32, one process: attention 5.4 s (forward and backward share the tile products
-# and copies), matmul 2.5 s, cross-entropy 2.0 s; every other wrapper 0.6 s or less.
+# From an empty cache, float32, the default run's calls in one process: attention 4.4-4.9 s (forward and
+# backward share the tile products and copies), matmul 1.6-1.8 s, cross-entropy 1.2-1.4 s; every other
+# wrapper 0.4 s or less.
 COMPILE_GROUPS = (("attention_forward", "attention_backward"), ("matmul",),
                   ("cross_entropy_forward", "cross_entropy_backward"))
 MATMUL_MAX_ROWS_PER_TASK = 64      # rows of A per parallel task (rounded to whole MR-row tiles)

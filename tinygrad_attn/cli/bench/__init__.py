@@ -43,15 +43,24 @@ from .case import BenchCase
 CASE_MODULES = ("kernels", "attention", "training")
 
 
-def collect_cases(quick: bool) -> list[BenchCase]:
-    """Cases of every bench module that imports; a missing one is skipped with a note."""
+def case_modules() -> list:
+    """The bench modules that import; a missing one is skipped with a note. `main` imports them before
+    `tune_process`, and with them PyTorch (bench/kernels.py), whose own OpenMP runtime then reads the
+    environment as in any PyTorch program: loaded after it, that runtime took our GOMP_SPINCOUNT too, and
+    PyTorch's softmax forward+backward (2048, 64) ran 200-1000 us in the bench against 130-170 us."""
     found = []
     for name in CASE_MODULES:
         try:
-            module = importlib.import_module(f"{__name__}.{name}")
+            found.append(importlib.import_module(f"{__name__}.{name}"))
         except ImportError as err:
             print(f"(skipping bench/{name}.py: {err})")
-            continue
+    return found
+
+
+def collect_cases(modules: list, quick: bool) -> list[BenchCase]:
+    """The cases of the given bench modules (`case_modules()`)."""
+    found = []
+    for module in modules:
         takes_quick = "quick" in inspect.signature(module.cases).parameters
         found.extend(module.cases(quick=quick) if takes_quick else module.cases())
     return found
@@ -209,16 +218,6 @@ def _stop(process) -> None:
         process.wait()
 
 
-def _load_baselines() -> None:
-    """Import PyTorch (if installed) before `tune_process`: its own OpenMP runtime then reads the environment
-    as it would in a PyTorch program. Loaded after it, that runtime took our GOMP_SPINCOUNT too, and its
-    softmax forward+backward (2048, 64) ran 200-1000 us in the bench against 130-170 us."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table (and write JSON with --json). Returns the exit code."""
     parser = Parser(prog="tinygrad-attn bench", description=__doc__.splitlines()[0])
@@ -240,9 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         child = [sys.executable, "-m", "tinygrad_attn.cli.bench", *(sys.argv[1:] if argv is None else argv)]
         return subprocess.call(child, env={**os.environ, _OPENBLAS_TIMEOUT: "4"})
 
-    _load_baselines()
+    modules = case_modules()                         # before tune_process: see case_modules
     tuned = {} if args.no_tune else runtime.tune_process()
-    cases = collect_cases(args.quick)
+    cases = collect_cases(modules, args.quick)
     chosen = [c for c in cases if not args.only or any(s.lower() in f"{c.group} {c.name}".lower() for s in args.only)]
     if not chosen:
         parser.error(f"argument --only: no case's 'group case' contains {' or '.join(map(repr, args.only))}; "
