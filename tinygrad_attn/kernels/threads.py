@@ -112,6 +112,14 @@ def parallel_ready(kernel: Callable | None) -> bool:
     return False
 
 
+def compile_parallel_at_once() -> None:
+    """Let each parallel twin compile on its first call instead of after `COMPILE_WORTH_NS` of serial work
+    (rule 3): for a program that times the steady state of a long run (the bench), which a fresh Numba cache
+    would otherwise show with every kernel on one thread."""
+    global COMPILE_WORTH_NS
+    COMPILE_WORTH_NS = 0.0
+
+
 def use_threads(work_ns: float, kernel: Callable | None = None) -> bool:
     """True if a call of `kernel` (its parallel version) with estimated single-thread work `work_ns`
     nanoseconds should run on the thread pool."""
@@ -177,4 +185,6 @@ def describe() -> str:
     layer = numba.config.THREADING_LAYER
     return (f"{numba.get_num_threads()} Numba threads (layer {layer}), a call goes parallel above "
             f"{min_parallel_ns() / 1e3:.0f} us of expected work, backs off {BACKOFF_S}-{MAX_BACKOFF_S} s "
-            f"when threads lose {MAX_LOSS_S * 1e3:.0f} ms; OpenMP wait: {wait} ({wait_mode()})")
+            f"when threads lose {MAX_LOSS_S * 1e3:.0f} ms; parallel twins compile "
+            + (f"after {COMPILE_WORTH_NS / 1e9:g} s of serial work" if COMPILE_WORTH_NS else "on first use")
+            + f"; OpenMP wait: {wait} ({wait_mode()})")

@@ -16,7 +16,9 @@ again with that cache filled (warm).
 
 The header says where it ran: CPU model, cores, the thread policy, library versions. The bench
 makes the `tinygrad-attn` command's opt-in process settings (`kernels.tune_process()`) unless
-`--no-tune` (then it measures what a library user gets by default). `--busy` times the training
+`--no-tune` (then it measures what a library user gets by default). It times the steady state of a long
+run: each kernel's parallel twin compiles during its warm-up (`threads.compile_parallel_at_once()`), where
+a short run on a fresh Numba cache would stay on one thread. `--busy` times the training
 steps beside a `while True: pass` process that it starts and stops itself (one core held by
 another job, as on a learner's laptop).
 """
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
     modules = case_modules()                         # before tune_process: see case_modules
     tuned = {} if args.no_tune else runtime.tune_process()
+    threads.compile_parallel_at_once()               # time a long run's steady state, even on a fresh cache
     cases = collect_cases(modules, args.quick)
     chosen = [c for c in cases if not args.only or any(s.lower() in f"{c.group} {c.name}".lower() for s in args.only)]
     if not chosen:
