@@ -126,6 +126,46 @@ def test_shared_subexpression_gets_both_contributions():
     np.testing.assert_allclose(x.grad, 2 * 3 + 3 * 9)
 
 
+def test_a_leaf_gradient_is_shared_with_no_other_array():
+    """`.grad` may be changed in place: it never aliases another leaf's gradient, the user's `grad=`, an
+    intermediate's retained gradient or an array an op kept; a fresh gradient nobody else holds is kept as is."""
+    a, b = (ta.Tensor(np.ones(3), requires_grad=True) for _ in range(2))
+    (a + b).sum().backward()                      # Add hands the same g to both inputs
+    given = np.arange(3.0)
+    c = ta.Tensor(np.ones(3), requires_grad=True)
+    mid = c + 0.0
+    mid.retain_grad()
+    (mid + 0.0).backward(given)                   # Add passes the user's array straight down
+    grads = [a.grad, b.grad, c.grad, mid.grad, given]
+    assert not any(np.shares_memory(p, q) for i, p in enumerate(grads) for q in grads[i + 1:])
+
+    class Kept(ta.Function):                      # backward returns an array it keeps
+        def forward(self, x):
+            self.ones = np.ones_like(x)
+            return x.copy()
+
+        def backward(self, g):
+            return self.ones
+
+    class Fresh(ta.Function):                     # backward returns a new array, remembered only weakly
+        def forward(self, x):
+            return x.copy()
+
+        def backward(self, g):
+            out = g * 2.0
+            self.made = weakref.ref(out)
+            return out
+
+    d, e = (ta.Tensor(np.ones(3), requires_grad=True) for _ in range(2))
+    kept = Kept.apply(d)
+    kept.sum().backward(retain_graph=True)
+    assert not np.shares_memory(d.grad, kept._ctx.ones)
+    fresh = Fresh.apply(e)
+    fresh.sum().backward(retain_graph=True)
+    np.testing.assert_array_equal(e.grad, [2.0, 2.0, 2.0])
+    assert e.grad is fresh._ctx.made()            # no copy made
+
+
 def test_backward_needs_grad_for_non_scalar_outputs():
     x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
     with pytest.raises(RuntimeError, match="grad must be given"):

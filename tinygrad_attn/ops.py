@@ -474,7 +474,13 @@ class Embedding(Function):
         return K.embedding_backward(self.ids, g, self.num)     # [..., D] -> [num, D]
 
 
-# ------------------------------------------------------------------------ softmax family (last axis, after a moveaxis)
+# -------------------------------------------------------------- softmax family (along the last axis)
+
+
+def _axis_last(a, axis):
+    """a with `axis` (non-negative) swapped with the last axis, for the kernels, which work along the last axis:
+    a view, and its own inverse; a itself when `axis` is last already."""
+    return a if axis == a.ndim - 1 else a.swapaxes(axis, -1)
 
 
 class Softmax(Function):
@@ -482,11 +488,11 @@ class Softmax(Function):
 
     def forward(self, a, axis):
         self.axis = axis
-        self.y = K.softmax(np.moveaxis(a, axis, -1))
-        return np.moveaxis(self.y, -1, axis)
+        self.y = K.softmax(_axis_last(a, axis))
+        return _axis_last(self.y, axis)
 
     def backward(self, g):
-        return np.moveaxis(K.softmax_backward(self.y, np.moveaxis(g, self.axis, -1)), -1, self.axis)
+        return _axis_last(K.softmax_backward(self.y, _axis_last(g, self.axis)), self.axis)
 
 
 class LogSoftmax(Function):
@@ -494,11 +500,11 @@ class LogSoftmax(Function):
 
     def forward(self, a, axis):
         self.axis = axis
-        self.y = K.log_softmax(np.moveaxis(a, axis, -1))
-        return np.moveaxis(self.y, -1, axis)
+        self.y = K.log_softmax(_axis_last(a, axis))
+        return _axis_last(self.y, axis)
 
     def backward(self, g):
-        return np.moveaxis(K.log_softmax_backward(self.y, np.moveaxis(g, self.axis, -1)), -1, self.axis)
+        return _axis_last(K.log_softmax_backward(self.y, _axis_last(g, self.axis)), self.axis)
 
 
 class CrossEntropy(Function):

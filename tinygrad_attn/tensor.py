@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -50,6 +51,37 @@ class no_grad(contextlib.ContextDecorator):
 
 class _Freed:
     """Stands in for a Function whose graph `backward` has already released."""
+
+
+def _keep(g: np.ndarray) -> np.ndarray:
+    """g to store as a `.grad`: g itself if nothing else holds it, else a copy (a user may change `.grad` in place).
+
+    Like PyTorch's AccumulateGrad, which steals a gradient whose use count says it is the only holder. Here:
+    an array that owns its memory (not a view) and has no reference but `backward`'s local `g`, this
+    function's argument and getrefcount's own (3). A gradient an op kept or passed to two inputs (Add gives
+    the same g to both) has more, and is copied. This saves copying every parameter's gradient every step.
+    """
+    return g if g.base is None and sys.getrefcount(g) <= 3 else g.copy()
+
+
+def _send_to_parents(ctx: Function, g: np.ndarray, grads: dict[int, np.ndarray]) -> None:
+    """Run ctx's backward on g and add each input's gradient into `grads` (a function of its own, so that
+    no reference to a gradient outlives it: see `_keep`)."""
+    input_grads = ctx.backward(g)
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    if len(input_grads) != len(ctx.parents):
+        raise RuntimeError(f"backward of {type(ctx).__name__} returned {len(input_grads)} gradients "
+                           f"for {len(ctx.parents)} inputs")
+    if debug.anomaly or ctx.site is not None:
+        debug.check_anomaly(ctx, g, input_grads)
+    for parent, pg, needed in zip(ctx.parents, input_grads, ctx.needs_input_grad):
+        if not needed or pg is None:
+            continue
+        if np.shape(pg) != parent.shape:
+            raise RuntimeError(f"backward of {type(ctx).__name__} gave a gradient of shape {np.shape(pg)} "
+                               f"for an input of shape {parent.shape}")
+        grads[id(parent)] = grads[id(parent)] + pg if id(parent) in grads else pg
 
 
 class TensorIndexError(IndexError, ValueError):
@@ -195,6 +227,7 @@ class Tensor:
                 raise ValueError(f"backward: grad has shape {grad.shape} but the output has shape {self.shape}")
             grad = grad.astype(self.dtype, copy=False)
         grads = {id(self): grad}
+        del grad                                                  # the seed's only holder is now `grads`
         for node in self._topological_order():
             g = grads.pop(id(node), None)
             if g is None:
@@ -205,27 +238,13 @@ class Tensor:
                 g = node._run_hooks(g)
             ctx = node._ctx
             if ctx is None or node._retain:
-                node.grad = np.array(g) if node.grad is None else node.grad + g
+                node.grad = _keep(g) if node.grad is None else node.grad + g
             if ctx is None:
                 continue
             if ctx is _Freed:
                 raise RuntimeError("backward: this graph was freed by an earlier backward(); "
                                    "pass retain_graph=True to the first call to go through it twice")
-            input_grads = ctx.backward(g)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            if len(input_grads) != len(ctx.parents):
-                raise RuntimeError(f"backward of {type(ctx).__name__} returned {len(input_grads)} gradients "
-                                   f"for {len(ctx.parents)} inputs")
-            if debug.anomaly or ctx.site is not None:
-                debug.check_anomaly(ctx, g, input_grads)
-            for parent, pg, needed in zip(ctx.parents, input_grads, ctx.needs_input_grad):
-                if not needed or pg is None:
-                    continue
-                if np.shape(pg) != parent.shape:
-                    raise RuntimeError(f"backward of {type(ctx).__name__} gave a gradient of shape {np.shape(pg)} "
-                                       f"for an input of shape {parent.shape}")
-                grads[id(parent)] = grads[id(parent)] + pg if id(parent) in grads else pg
+            _send_to_parents(ctx, g, grads)
             if not retain_graph:
                 node._ctx = _Freed                               # drop saved arrays and parents now
         return None

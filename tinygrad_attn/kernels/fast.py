@@ -178,10 +178,9 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _rowwise(serial, parallel, ns_per_element: float, *arrays: np.ndarray) -> np.ndarray:
     """Run a per-row kernel over the last axis of same-shaped arrays, into a new array of that shape."""
-    rows = [_rows(a) for a in arrays]
-    out = np.empty_like(rows[0])
-    run(serial, parallel, _work(out, out.size, ns_per_element), *rows, out)
-    return out.reshape(arrays[0].shape)
+    out = np.empty(arrays[0].shape, arrays[0].dtype)            # returned whole, not as a view of the rows
+    run(serial, parallel, _work(out, out.size, ns_per_element), *[_rows(a) for a in arrays], _rows(out))
+    return out
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
