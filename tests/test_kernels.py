@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tinygrad_attn.kernels import fast, reference, threads
 from tinygrad_attn.kernels.fastexp import exp_f32, exp_f64, fexp
+from tinygrad_attn.kernels.reduce import sum_flat
 
 DTYPES = [np.float32, np.float64]
 SIZES = [1, 7, 13, 31, 97, 130]
@@ -378,6 +379,33 @@ def test_layer_norm_strided_input(path):
     w, b = np.ones(20, np.float32), np.zeros(20, np.float32)
     for g, r in zip(fast.layer_norm(x, w, b, 1e-5), reference.layer_norm(x, w, b, 1e-5)):
         check(g, r, np.float32)
+
+
+# ----------------------------------------------------------------------------- whole-array sum
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7, 13), (4099,), (3, 5, 331), (BIG_ROWS, 64)])
+def test_sum_all(dtype, shape):
+    x = randn(*shape, dtype=dtype)
+    want = np.asarray(x.astype(np.float64).sum(), dtype)           # exact to float64, then rounded
+    check(reference.sum_all(x), want, dtype)
+    check(fast.sum_all(x), want, dtype)
+    flat, strided = x.reshape(-1), randn(*shape, 3, dtype=dtype)[..., 1]   # the kernel alone: contiguous, strided
+    check(np.asarray(sum_flat(flat), dtype), want, dtype)
+    check(np.asarray(sum_flat(strided.reshape(-1)), dtype), reference.sum_all(strided), dtype)
+    check(fast.sum_all(strided), reference.sum_all(strided), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_all_special_values(dtype):
+    x = np.ones(fast.SUM_MIN_SIZE, dtype)
+    x[5] = np.inf
+    assert fast.sum_all(x) == np.inf
+    x[6] = -np.inf
+    assert np.isnan(fast.sum_all(x))
+    x[5:7] = [np.nan, 1.0]
+    assert np.isnan(fast.sum_all(x))
 
 
 # ----------------------------------------------------------------------------- embedding backward, Adam

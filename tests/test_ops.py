@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_attn as ta
+from tinygrad_attn.kernels import fast
 
 BROADCAST_PAIRS = [((3, 1, 4), (5, 4)), ((), (7,)), ((1,), (13, 1)), ((2, 3), (2, 3)), ((5, 1), ())]
 UNARY_SHAPES = [(), (1,), (7,), (3, 1, 5), (2, 13)]
@@ -93,6 +94,20 @@ def test_reductions(name, axis, keepdims, backend, rng):
     np.testing.assert_allclose(op(a, axis=axis, keepdims=keepdims).data,
                                reference(a.data, axis=axis, keepdims=keepdims), rtol=1e-12)
     assert ta.gradcheck(lambda x: op(x, axis=axis, keepdims=keepdims), [a])
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_whole_array_sum_large_enough_for_the_kernel(keepdims, dtype, backend, rng):
+    """x.sum() over an array past `fast.SUM_MIN_SIZE`, where the numba backend runs its kernel."""
+    a = leaf((67, 71), rng)
+    assert a.size >= fast.SUM_MIN_SIZE
+    x = a.data.astype(dtype)
+    got = ta.Tensor(x).sum(keepdims=keepdims).data
+    assert got.dtype == dtype and got.shape == ((1, 1) if keepdims else ())
+    want = np.sum(x.astype(np.float64), keepdims=keepdims)
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-12)
+    assert ta.gradcheck(lambda t: t.sum(keepdims=keepdims), [a])
 
 
 @pytest.mark.parametrize("name", REDUCTIONS)

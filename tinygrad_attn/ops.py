@@ -277,6 +277,9 @@ class Sum(Function):
 
     def forward(self, a, axis, keepdims):
         self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        if axis is None:                                        # every element: the kernels' whole-array sum
+            out = K.sum_all(a)                                  # [...] -> []
+            return out.reshape((1,) * a.ndim) if keepdims else out
         return np.asarray(a.sum(axis=axis, keepdims=keepdims))
 
     def backward(self, g):

@@ -28,12 +28,13 @@ from .fast import (
     matmul,
     softmax,
     softmax_backward,
+    sum_all,
 )
 from .runtime import tune_process
 
 __all__ = [
     "fast", "reference", "runtime", "threads", "tune_process",
-    "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "matmul", "sum_all", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy_forward", "cross_entropy_backward", "gelu", "gelu_backward", "layer_norm",
     "layer_norm_backward", "attention_forward", "attention_backward", "embedding_backward", "adam_update",
 ]

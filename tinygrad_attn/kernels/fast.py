@@ -37,6 +37,7 @@ from .loss import (
 )
 from .matmul import MR, NVEC, VECTOR_BYTES, matmul_parallel, matmul_serial
 from .optim import adam_update_flat
+from .reduce import sum_flat
 from .softmax import (
     log_softmax_backward_parallel,
     log_softmax_backward_serial,
@@ -50,7 +51,7 @@ from .softmax import (
 from .threads import run
 
 __all__ = [
-    "matmul", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "matmul", "sum_all", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy_forward", "cross_entropy_backward", "gelu", "gelu_backward",
     "layer_norm", "layer_norm_backward", "embedding_backward", "adam_update",
 ]
@@ -67,6 +68,7 @@ COMPILE_GROUPS = (("attention_forward", "attention_backward"), ("matmul",),
 MATMUL_MAX_ROWS_PER_TASK = 64      # rows of A per parallel task (rounded to whole MR-row tiles)
 MATMUL_TASKS_PER_THREAD = 2        # split rows of A finer until there are this many tasks per thread
 ELEMENTWISE_BLOCK = 1 << 14        # elements per parallel task in gelu
+SUM_MIN_SIZE = 1 << 12            # elements: below this numpy's sum costs about what a kernel call does
 PACK_SCRATCH_MAX = 1 << 20         # elements: matmul reuses one packing buffer per thread up to this size
 
 # Single-thread cost estimates, ns per element (per multiply-add for matmul), float32.
@@ -171,6 +173,17 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     run(matmul_serial, matmul_parallel, _work(out, out.size * k, MATMUL_NS),
         a3, a_trans, a_idx, b3, b_trans, b_idx, bp, out3, mc)
     return out
+
+
+# ----------------------------------------------------------------------------- sum
+
+
+def sum_all(x: np.ndarray) -> np.ndarray:
+    """The sum of every element of x, as a 0-d array of x's dtype (accumulated in float64). A view that is
+    not contiguous is summed by numpy: copying it would cost more than the kernel saves."""
+    if not _covered(x) or x.size < SUM_MIN_SIZE or not x.flags.c_contiguous:
+        return reference.sum_all(x)
+    return np.asarray(sum_flat(x.reshape(-1)), x.dtype)
 
 
 # ----------------------------------------------------------------------------- softmax family

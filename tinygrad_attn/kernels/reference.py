@@ -15,6 +15,11 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
 
 
+def sum_all(x: np.ndarray) -> np.ndarray:
+    """The sum of every element of x, as a 0-d array of x's dtype."""
+    return np.asarray(x.sum())
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     """y = exp(x - max) / sum(exp(x - max)) over the last axis; a row that is all -inf gives zeros
     (a fully masked attention row attends to nothing), not NaN."""
