@@ -255,3 +255,7 @@ def test_an_uncompiled_parallel_twin_waits_until_the_serial_work_pays_for_its_co
     compiled.signatures = ["(float32[:, :],)"]
     assert threads.use_threads(work, compiled)
     assert threads.compiled_or_cached(lambda: None)       # not a caching dispatcher: no reason to wait
+    other, third = Dispatcher(tmp_path / "other.nbi"), Dispatcher(tmp_path / "third.nbi")
+    with threads.parallel_at_once():                      # the bench: a long run's steady state at once
+        assert threads.use_threads(work, other)
+    assert not threads.use_threads(work, third)           # and the rule is back

@@ -40,9 +40,10 @@ backward, which must know the decision before it allocates, calls `use_threads` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numba
 
@@ -112,12 +113,17 @@ def parallel_ready(kernel: Callable | None) -> bool:
     return False
 
 
-def compile_parallel_at_once() -> None:
-    """Let each parallel twin compile on its first call instead of after `COMPILE_WORTH_NS` of serial work
-    (rule 3): for a program that times the steady state of a long run (the bench), which a fresh Numba cache
-    would otherwise show with every kernel on one thread."""
+@contextlib.contextmanager
+def parallel_at_once() -> Iterator[None]:
+    """Within the block, each parallel twin compiles on its first call instead of after `COMPILE_WORTH_NS`
+    of serial work (rule 3): for a program that times the steady state of a long run (the bench), which a
+    fresh Numba cache would otherwise show with every kernel on one thread."""
     global COMPILE_WORTH_NS
-    COMPILE_WORTH_NS = 0.0
+    saved, COMPILE_WORTH_NS = COMPILE_WORTH_NS, 0.0
+    try:
+        yield
+    finally:
+        COMPILE_WORTH_NS = saved
 
 
 def use_threads(work_ns: float, kernel: Callable | None = None) -> bool:

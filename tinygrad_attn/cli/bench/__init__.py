@@ -17,7 +17,7 @@ again with that cache filled (warm).
 The header says where it ran: CPU model, cores, the thread policy, library versions. The bench
 makes the `tinygrad-attn` command's opt-in process settings (`kernels.tune_process()`) unless
 `--no-tune` (then it measures what a library user gets by default). It times the steady state of a long
-run: each kernel's parallel twin compiles during its warm-up (`threads.compile_parallel_at_once()`), where
+run: each kernel's parallel twin compiles during its warm-up (`threads.parallel_at_once()`), where
 a short run on a fresh Numba cache would stay on one thread. `--busy` times the training
 steps beside a `while True: pass` process that it starts and stops itself (one core held by
 another job, as on a learner's laptop).
@@ -220,6 +220,27 @@ def _stop(process) -> None:
         process.wait()
 
 
+def run_cases(cases: list[BenchCase], repeats: int, busy: bool) -> list[dict[str, object]]:
+    """Time every case (beside a `while True: pass` process if `busy`); one row per implementation."""
+    rows: list[dict[str, object]] = []
+    spinner = None
+    try:
+        for case in cases:
+            if busy and spinner is None:
+                spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                print(f"--busy: timing beside a spinning process (pid {spinner.pid})")
+                time.sleep(0.2)
+            times = time_case(case, repeats)
+            base = times.get(case.baseline)
+            for impl, t in times.items():
+                rows.append({"group": case.group, "case": case.name, "impl": impl, "us": t * 1e6,
+                             "gflops": case.flops / t / 1e9 if case.flops else None,
+                             "ratio": t / base if base else None, "baseline": case.baseline, **case.extra})
+    finally:
+        _stop(spinner)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table (and write JSON with --json). Returns the exit code."""
     parser = Parser(prog="tinygrad-attn bench", description=__doc__.splitlines()[0])
@@ -243,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
 
     modules = case_modules()                         # before tune_process: see case_modules
     tuned = {} if args.no_tune else runtime.tune_process()
-    threads.compile_parallel_at_once()               # time a long run's steady state, even on a fresh cache
     cases = collect_cases(modules, args.quick)
     chosen = [c for c in cases if not args.only or any(s.lower() in f"{c.group} {c.name}".lower() for s in args.only)]
     if not chosen:
@@ -255,27 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     env["busy"] = args.busy
     print(f"CPU: {env['cpu']}, {env['cores']} cores; numpy {env['numpy']}, numba {env['numba']}, "
           f"torch {env['torch']}; python {env['python']}")
-    print(f"threads: {threads.describe()}; process settings: "
-          + (", ".join(f"{k}={v}" for k, v in tuned.items()) if tuned else "defaults (--no-tune)"))
-    print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
-    rows: list[dict[str, object]] = []
-    spinner = None
-    for case in chosen:
-        if args.busy and spinner is None:
-            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-            print(f"--busy: timing beside a spinning process (pid {spinner.pid})")
-            time.sleep(0.2)
-        try:
-            times = time_case(case, repeats)
-        except BaseException:
-            _stop(spinner)
-            raise
-        base = times.get(case.baseline)
-        for impl, t in times.items():
-            rows.append({"group": case.group, "case": case.name, "impl": impl, "us": t * 1e6,
-                         "gflops": case.flops / t / 1e9 if case.flops else None,
-                         "ratio": t / base if base else None, "baseline": case.baseline, **case.extra})
-    _stop(spinner)
+    with threads.parallel_at_once():                 # time a long run's steady state, even on a fresh cache
+        print(f"threads: {threads.describe()}; process settings: "
+              + (", ".join(f"{k}={v}" for k, v in tuned.items()) if tuned else "defaults (--no-tune)"))
+        print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
+        rows = run_cases(chosen, repeats, args.busy)
     print(f"median time per call over {repeats} interleaved samples; ratio = time / time of the baseline (numba)"
           + ("; one core busy (--busy)" if args.busy else ""))
     print(format_table(rows))
