@@ -57,9 +57,10 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
 # ---------------------------------------------------------------------------- attention heatmaps
 
 
-def _label_axes(a: Axes, T: int, tokens: Sequence[str] | None, left: bool, bottom: bool) -> None:
-    """Ticks on a T x T map. Up to MAX_TICKS positions, every one is labelled with its token; beyond
-    that every k-th one, with its position and token ("12 a"), so the labels never run into each other."""
+def _ticks(T: int, tokens: Sequence[str] | None) -> tuple[list[int], list[str], bool]:
+    """(positions, labels, rotated) of the ticks on a T x T map. Up to MAX_TICKS positions, every one is
+    labelled with its token; beyond that every k-th one, with its position and token ("12 a"), turned
+    upright on the x axis, so the labels never run into each other."""
     step = max(1, math.ceil(T / MAX_TICKS))
     where = list(range(0, T, step))
     if tokens is None:
@@ -68,18 +69,26 @@ def _label_axes(a: Axes, T: int, tokens: Sequence[str] | None, left: bool, botto
         labels = [str(tokens[i]) for i in where]
     else:
         labels = [f"{i} {tokens[i]}" for i in where]
-    if bottom:                                                # inner panels get no ticks: the grid shares them
-        a.set_xticks(where, labels, rotation=90 if step > 1 else 0, fontsize="small")
-    else:
-        a.set_xticks([])
-    if left:
-        a.set_yticks(where, labels, fontsize="small")
-    else:
-        a.set_yticks([])
+    return where, labels, step > 1
+
+
+def _label_axes(a: Axes, T: int, tokens: Sequence[str] | None, left: bool, bottom: bool) -> None:
+    """Ticks (`_ticks`) and axis names on a T x T map; inner panels of a grid get none (the grid shares them)."""
+    where, labels, rotated = _ticks(T, tokens)
+    a.set_xticks(where, labels, rotation=90 if rotated else 0, fontsize="small") if bottom else a.set_xticks([])
+    a.set_yticks(where, labels, fontsize="small") if left else a.set_yticks([])
     if bottom:
         a.set_xlabel("key (attended to)")
     if left:
         a.set_ylabel("query (attending)")
+
+
+# Fixed margins for the heatmap grids, in inches, from the labels' lengths (a layout engine measuring every text
+# twice took a third of the time `tinygrad-attn train` spent on its attention figures).
+CHAR_IN = 0.08               # a character of a "small" tick label (DejaVu Sans 8.3 pt; wide letters included)
+LINE_IN = 0.22               # a line of an axis label or panel title
+COLORBAR_IN = 1.0            # the colour bar with its tick labels and name
+PAD_IN = 0.12
 
 
 def _grid(w: np.ndarray, tokens: Sequence[str] | None, titles: Sequence[Sequence[str | None]],
@@ -87,13 +96,24 @@ def _grid(w: np.ndarray, tokens: Sequence[str] | None, titles: Sequence[Sequence
     """Heatmaps w (R, C, T, T) on an R x C grid sharing one colour bar; `titles[r][c]` above each panel,
     `marks` (T, T) bool outlines those cells in every panel, `row_labels` prefix each row's y label."""
     R, C, T = w.shape[0], w.shape[1], w.shape[2]
-    side = 2.4 + 0.05 * T                                     # inches per panel: room for the tick labels
-    fig = Figure(figsize=(C * side + 1.2, R * side + (0.5 if title else 0.1)), layout="constrained")
+    side = 2.0 + 0.05 * T                                     # inches per panel
+    _, labels, rotated = _ticks(T, tokens)
+    longest = CHAR_IN * max(len(label) for label in labels)
+    titled = [any(row) for row in titles]
+    left = PAD_IN + LINE_IN * (2 if row_labels is not None else 1) + longest + PAD_IN
+    bottom = PAD_IN + LINE_IN + (longest if rotated else LINE_IN) + PAD_IN
+    top = PAD_IN + (LINE_IN if titled[0] else 0) + (1.5 * LINE_IN if title else 0)
+    gap_x, gap_y = 2 * PAD_IN, PAD_IN + (LINE_IN if any(titled[1:]) else 0)
+    width = left + C * side + (C - 1) * gap_x + PAD_IN + COLORBAR_IN
+    height = bottom + R * side + (R - 1) * gap_y + top
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=(left + C * side + (C - 1) * gap_x) / width, bottom=bottom / height,
+                        top=1 - top / height, wspace=gap_x / side, hspace=gap_y / side)
     axes = fig.subplots(R, C, squeeze=False)
     for r in range(R):
         for c in range(C):
             a = axes[r, c]
-            image = a.imshow(w[r, c], vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")   # the grid keeps it square
+            image = a.imshow(w[r, c], vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")   # panels are square
             _label_axes(a, T, tokens, left=c == 0, bottom=r == R - 1)
             if row_labels is not None and c == 0:
                 a.set_ylabel(f"{row_labels[r]}\nquery (attending)")
@@ -102,9 +122,13 @@ def _grid(w: np.ndarray, tokens: Sequence[str] | None, titles: Sequence[Sequence
             if marks is not None:
                 for i, j in zip(*np.nonzero(marks)):
                     a.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
-    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
+    panels_height = R * side + (R - 1) * gap_y
+    bar_height = min(panels_height, 4.0)                      # centred beside the panels
+    bar = fig.add_axes(((width - COLORBAR_IN) / width, (bottom + (panels_height - bar_height) / 2) / height,
+                        0.15 / width, bar_height / height))
+    fig.colorbar(image, cax=bar, label="weight")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1 - PAD_IN / height, va="top")
     return fig
 
 
