@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_attn.kernels import fast, reference, threads
+from tinygrad_attn.kernels.elementwise import multiply_parallel
 from tinygrad_attn.kernels.fastexp import exp_f32, exp_f64, fexp
 from tinygrad_attn.kernels.reduce import sum_flat
 
 DTYPES = [np.float32, np.float64]
 SIZES = [1, 7, 13, 31, 97, 130]
+ELEMENTWISE = fast.ELEMENTWISE_BLOCK
 BIG_ROWS = 515                                      # (BIG_ROWS, 64): an odd number of rows, many per thread
 
 
@@ -379,6 +381,30 @@ def test_layer_norm_strided_input(path):
     w, b = np.ones(20, np.float32), np.zeros(20, np.float32)
     for g, r in zip(fast.layer_norm(x, w, b, 1e-5), reference.layer_norm(x, w, b, 1e-5)):
         check(g, r, np.float32)
+
+
+# ----------------------------------------------------------------------------- product
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7, 13), (1 << 16,), (257, 263), (3, 5, 4373)])
+def test_multiply(dtype, shape, path):
+    a, b = randn(*shape, dtype=dtype), randn(*shape, dtype=dtype, seed=1)
+    check(fast.multiply(a, b), a * b, dtype)
+    check(reference.multiply(a, b), a * b, dtype)
+    wide = randn(*shape[:-1], 2 * shape[-1], dtype=dtype)[..., ::2]          # strided: numpy's product
+    check(fast.multiply(wide, b), wide * b, dtype)
+    check(fast.multiply(a, b[..., :1]), a * b[..., :1], dtype)              # broadcast: numpy's product
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_multiply_kernel_alone_contiguous_and_strided(dtype):
+    n = 3 * ELEMENTWISE + 5                                                  # blocks and a ragged last one
+    a, b = randn(2 * n, dtype=dtype), randn(2 * n, dtype=dtype, seed=1)
+    for x, y in ((a[:n], b[:n]), (a[::2], b[1::2])):
+        out = np.empty(n, dtype)
+        multiply_parallel(x, y, out, ELEMENTWISE)
+        check(out, x * y, dtype)
 
 
 # ----------------------------------------------------------------------------- whole-array sum

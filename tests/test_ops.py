@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_attn as ta
-from tinygrad_attn.kernels import fast
+from tinygrad_attn.kernels import fast, threads
 
 BROADCAST_PAIRS = [((3, 1, 4), (5, 4)), ((), (7,)), ((1,), (13, 1)), ((2, 3), (2, 3)), ((5, 1), ())]
 UNARY_SHAPES = [(), (1,), (7,), (3, 1, 5), (2, 13)]
@@ -83,6 +83,22 @@ REDUCTIONS = {
     "max": (lambda a, **k: a.max(**k), np.max),
     "var": (lambda a, **k: a.var(**k), np.var),
 }
+
+
+@pytest.mark.parametrize("threads_on", [False, True])
+def test_product_of_large_arrays_and_its_gradients(threads_on, backend, rng, monkeypatch):
+    """x * y past `fast.MULTIPLY_MIN_SIZE`, where the numba backend's thread policy picks numpy's product or
+    the two-thread kernel (forced both ways here); too large for a quick gradcheck, so against the formula."""
+    monkeypatch.setattr(threads, "use_threads", lambda work_ns, kernel=None: threads_on)
+    monkeypatch.setattr(threads, "record", lambda *args: None)      # no back-off state left for other tests
+    a, b = leaf((257, 263), rng), leaf((257, 263), rng)
+    assert a.size >= fast.MULTIPLY_MIN_SIZE
+    g = rng.standard_normal(a.shape)
+    out = a * b
+    out.backward(g)
+    np.testing.assert_allclose(out.data, a.data * b.data, rtol=1e-15)
+    np.testing.assert_allclose(a.grad, g * b.data, rtol=1e-15)
+    np.testing.assert_allclose(b.grad, g * a.data, rtol=1e-15)
 
 
 @pytest.mark.parametrize("name", REDUCTIONS)

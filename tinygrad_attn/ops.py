@@ -41,11 +41,11 @@ class Mul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a * b
+        return K.multiply(a, b)
 
     def backward(self, g):
-        da = unbroadcast(g * self.b, self.a.shape) if self.needs_input_grad[0] else None
-        db = unbroadcast(g * self.a, self.b.shape) if self.needs_input_grad[1] else None
+        da = unbroadcast(K.multiply(g, self.b), self.a.shape) if self.needs_input_grad[0] else None
+        db = unbroadcast(K.multiply(g, self.a), self.b.shape) if self.needs_input_grad[1] else None
         return da, db
 
 

@@ -26,6 +26,7 @@ from .fast import (
     log_softmax,
     log_softmax_backward,
     matmul,
+    multiply,
     softmax,
     softmax_backward,
     sum_all,
@@ -34,7 +35,7 @@ from .runtime import tune_process
 
 __all__ = [
     "fast", "reference", "runtime", "threads", "tune_process",
-    "matmul", "sum_all", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "matmul", "multiply", "sum_all", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy_forward", "cross_entropy_backward", "gelu", "gelu_backward", "layer_norm",
     "layer_norm_backward", "attention_forward", "attention_backward", "embedding_backward", "adam_update",
 ]

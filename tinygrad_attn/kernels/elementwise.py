@@ -1,4 +1,5 @@
-"""Fused GELU and LayerNorm kernels (forward and backward), the other hot spots of a transformer step.
+"""Fused GELU and LayerNorm kernels (forward and backward), the other hot spots of a transformer step,
+and a two-thread elementwise product for large arrays.
 
 GELU (tanh approximation) is rewritten with the identity 0.5 (1 + tanh(u)) = sigmoid(2u):
 
@@ -79,6 +80,22 @@ def gelu_backward_parallel(x, dy, dx, block) -> None:
 @njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL)
 def gelu_backward_serial(x, dy, dx, block) -> None:
     gelu_backward_block(x, dy, dx)
+
+
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+def multiply_block(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = a[i] * b[i] for 1-D arrays (slices, so the loop starts at 0 and vectorises)."""
+    for i in range(out.size):
+        out[i] = a[i] * b[i]
+
+
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
+def multiply_parallel(a, b, out, block) -> None:
+    """The product of two large arrays on every thread. Its serial twin is numpy's own multiply (fast.py):
+    one core streams a product no faster in Numba; two did it 1.4-1.7x as fast at 131,072-1,048,576 float32."""
+    for k in prange((out.size + block - 1) // block):
+        lo, hi = k * block, min(out.size, (k + 1) * block)
+        multiply_block(a[lo:hi], b[lo:hi], out[lo:hi])
 
 
 @njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)

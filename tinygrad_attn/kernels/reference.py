@@ -15,6 +15,11 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
 
 
+def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b elementwise, with numpy's broadcasting."""
+    return a * b
+
+
 def sum_all(x: np.ndarray) -> np.ndarray:
     """The sum of every element of x, as a 0-d array of x's dtype."""
     return np.asarray(x.sum())
