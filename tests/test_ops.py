@@ -91,7 +91,7 @@ def test_product_of_large_arrays_and_its_gradients(threads_on, backend, rng, mon
     the two-thread kernel (forced both ways here); too large for a quick gradcheck, so against the formula."""
     monkeypatch.setattr(threads, "use_threads", lambda work_ns, kernel=None: threads_on)
     monkeypatch.setattr(threads, "record", lambda *args: None)      # no back-off state left for other tests
-    a, b = leaf((257, 263), rng), leaf((257, 263), rng)
+    a, b = leaf((521, 523), rng), leaf((521, 523), rng)
     assert a.size >= fast.MULTIPLY_MIN_SIZE
     g = rng.standard_normal(a.shape)
     out = a * b

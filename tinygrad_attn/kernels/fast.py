@@ -69,7 +69,7 @@ COMPILE_GROUPS = (("attention_forward", "attention_backward"), ("matmul",),
 MATMUL_MAX_ROWS_PER_TASK = 64      # rows of A per parallel task (rounded to whole MR-row tiles)
 MATMUL_TASKS_PER_THREAD = 2        # split rows of A finer until there are this many tasks per thread
 ELEMENTWISE_BLOCK = 1 << 14        # elements per parallel task in gelu and the product
-MULTIPLY_MIN_SIZE = 1 << 16        # elements: a smaller product never pays for threads, so it skips the policy
+MULTIPLY_MIN_SIZE = 1 << 18        # elements: below, two threads saved < 10 us a product (17 -> 12 us at 131,072)
 SUM_MIN_SIZE = 1 << 12            # elements: below this numpy's sum costs about what a kernel call does
 PACK_SCRATCH_MAX = 1 << 20         # elements: matmul reuses one packing buffer per thread up to this size
 
