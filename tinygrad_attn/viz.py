@@ -75,12 +75,16 @@ def _ticks(T: int, tokens: Sequence[str] | None) -> tuple[list[int], list[str], 
 def _label_axes(a: Axes, T: int, tokens: Sequence[str] | None, left: bool, bottom: bool) -> None:
     """Ticks (`_ticks`) and axis names on a T x T map; inner panels of a grid get none (the grid shares them)."""
     where, labels, rotated = _ticks(T, tokens)
-    a.set_xticks(where, labels, rotation=90 if rotated else 0, fontsize="small") if bottom else a.set_xticks([])
-    a.set_yticks(where, labels, fontsize="small") if left else a.set_yticks([])
     if bottom:
+        a.set_xticks(where, labels, rotation=90 if rotated else 0, fontsize="small")
         a.set_xlabel("key (attended to)")
+    else:
+        a.set_xticks([])
     if left:
+        a.set_yticks(where, labels, fontsize="small")
         a.set_ylabel("query (attending)")
+    else:
+        a.set_yticks([])
 
 
 # Fixed margins for the heatmap grids, in inches, from the labels' lengths (a layout engine measuring every text
@@ -88,7 +92,7 @@ def _label_axes(a: Axes, T: int, tokens: Sequence[str] | None, left: bool, botto
 CHAR_IN = 0.08               # a character of a "small" tick label (DejaVu Sans 8.3 pt; wide letters included)
 LINE_IN = 0.22               # a line of an axis label or panel title
 COLORBAR_IN = 1.0            # the colour bar with its tick labels and name
-PAD_IN = 0.12
+PAD_IN = 0.12                # space around the figure's edges and between panels
 
 
 def _grid(w: np.ndarray, tokens: Sequence[str] | None, titles: Sequence[Sequence[str | None]],
@@ -104,10 +108,10 @@ def _grid(w: np.ndarray, tokens: Sequence[str] | None, titles: Sequence[Sequence
     bottom = PAD_IN + LINE_IN + (longest if rotated else LINE_IN) + PAD_IN
     top = PAD_IN + (LINE_IN if titled[0] else 0) + (1.5 * LINE_IN if title else 0)
     gap_x, gap_y = 2 * PAD_IN, PAD_IN + (LINE_IN if any(titled[1:]) else 0)
-    width = left + C * side + (C - 1) * gap_x + PAD_IN + COLORBAR_IN
-    height = bottom + R * side + (R - 1) * gap_y + top
+    panels_width, panels_height = C * side + (C - 1) * gap_x, R * side + (R - 1) * gap_y
+    width, height = left + panels_width + PAD_IN + COLORBAR_IN, bottom + panels_height + top
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=left / width, right=(left + C * side + (C - 1) * gap_x) / width, bottom=bottom / height,
+    fig.subplots_adjust(left=left / width, right=(left + panels_width) / width, bottom=bottom / height,
                         top=1 - top / height, wspace=gap_x / side, hspace=gap_y / side)
     axes = fig.subplots(R, C, squeeze=False)
     for r in range(R):
@@ -122,7 +126,6 @@ def _grid(w: np.ndarray, tokens: Sequence[str] | None, titles: Sequence[Sequence
             if marks is not None:
                 for i, j in zip(*np.nonzero(marks)):
                     a.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
-    panels_height = R * side + (R - 1) * gap_y
     bar_height = min(panels_height, 4.0)                      # centred beside the panels
     bar = fig.add_axes(((width - COLORBAR_IN) / width, (bottom + (panels_height - bar_height) / 2) / height,
                         0.15 / width, bar_height / height))

@@ -198,7 +198,6 @@ def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-
 def sum_all(x: np.ndarray) -> np.ndarray:
     """The sum of every element of x, as a 0-d array of x's dtype (accumulated in float64). A view that is
     not contiguous is summed by numpy: copying it would cost more than the kernel saves."""
