@@ -417,9 +417,11 @@ def test_sum_all(dtype, shape):
     want = np.asarray(x.astype(np.float64).sum(), dtype)           # exact to float64, then rounded
     check(reference.sum_all(x), want, dtype)
     check(fast.sum_all(x), want, dtype)
-    flat, strided = x.reshape(-1), randn(*shape, 3, dtype=dtype)[..., 1]   # the kernel alone: contiguous, strided
-    check(np.asarray(sum_flat(flat), dtype), want, dtype)
-    check(np.asarray(sum_flat(strided.reshape(-1)), dtype), reference.sum_all(strided), dtype)
+    check(np.asarray(sum_flat(x.reshape(-1)), dtype), want, dtype)  # the kernel alone, contiguous ...
+    every_third = randn(3 * (x.size + 1), dtype=dtype)[1::3]        # ... and on a strided 1-D view (no copy)
+    assert not every_third.flags.c_contiguous
+    check(np.asarray(sum_flat(every_third), dtype), reference.sum_all(every_third), dtype)
+    strided = randn(*shape, 3, dtype=dtype)[..., 1]                 # the wrapper: numpy's sum, same result
     check(fast.sum_all(strided), reference.sum_all(strided), dtype)
 
 
