@@ -249,7 +249,9 @@ def test_where(shapes, backend, rng):
 
 SAFE_UNARY = [lambda t: t.tanh(), lambda t: t.sigmoid(), lambda t: t * 1.5, lambda t: t.gelu(),
               lambda t: (t * t + 1.0).sqrt(), lambda t: t.softmax(-1), lambda t: t.exp() * 0.1,
-              lambda t: t - t.mean(axis=-1, keepdims=True), lambda t: (t * t + 0.5).log(), lambda t: t * t]
+              lambda t: t - t.mean(axis=-1, keepdims=True), lambda t: (t * t + 0.5).log(), lambda t: (t * t).tanh()]
+# (t * t).tanh(), not t * t: five squares in a row make x**32, whose finite differences round badly (hypothesis
+# found x = [-0.80, 0.24, -1.66]: the sum is 1e7, so the small entries' numeric gradient loses three digits)
 
 
 @settings(max_examples=30, deadline=None)
