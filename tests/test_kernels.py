@@ -10,9 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_attn.kernels import fast, reference, threads
-from tinygrad_attn.kernels.elementwise import multiply_parallel
-from tinygrad_attn.kernels.fastexp import exp_f32, exp_f64, fexp
-from tinygrad_attn.kernels.reduce import sum_flat
+from tinygrad_attn.kernels.elementwise import multiply_parallel, scale_parallel
+from tinygrad_attn.kernels.fastexp import (
+    exp_f32,
+    exp_f64,
+    exp_nonpositive_f32,
+    exp_nonpositive_f64,
+    fexp,
+    fexp_nonpositive,
+)
+from tinygrad_attn.kernels.reduce import sum_blocks, sum_blocks_parallel, sum_flat
 
 DTYPES = [np.float32, np.float64]
 SIZES = [1, 7, 13, 31, 97, 130]
@@ -101,9 +108,41 @@ def test_exp_underflow_to_denormals(vexp):
     assert (y >= 0).all()
 
 
+@pytest.fixture(scope="module")
+def vexp_nonpositive():
+    from numba import njit
+
+    @njit
+    def apply(x, y):
+        for i in range(x.size):
+            y[i] = fexp_nonpositive(x[i])
+
+    return apply
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_of_nonpositive_inputs(vexp_nonpositive, dtype):
+    """softmax's exp (of x - max <= 0): as accurate as fexp down to its cut-off, 0 below it, NaN kept."""
+    if dtype == np.float32:                          # every 64th float32 from -0 to -87 (the cut-off)
+        x = -np.arange(0, np.float32(87.0).view(np.int32), 64, dtype=np.int32).view(np.float32)
+    else:
+        x = np.random.default_rng(0).uniform(-708, 0, 200_000)
+    y = np.empty_like(x)
+    vexp_nonpositive(x, y)
+    assert ulp_error(x, y).max() <= 2.0
+    cut = -87.0 if dtype == np.float32 else -708.0
+    special = np.array([-np.inf, np.nan, -0.0, 0.0, cut, np.nextafter(dtype(cut), dtype(-np.inf)), -1e30], dtype)
+    y = np.empty_like(special)
+    vexp_nonpositive(special, y)
+    np.testing.assert_array_equal(y[[0, 2, 3, 5, 6]], np.array([0, 1, 1, 0, 0], dtype))
+    assert np.isnan(y[1]) and y[4] == pytest.approx(np.exp(cut), rel=4 * float(np.finfo(dtype).eps))
+
+
 def test_scalar_exp_functions_callable_alone():
     assert exp_f32(np.float32(0.5)) == pytest.approx(np.exp(0.5), rel=1e-7)
     assert exp_f64(0.5) == pytest.approx(np.exp(0.5), rel=1e-15)
+    assert exp_nonpositive_f32(np.float32(-0.5)) == pytest.approx(np.exp(-0.5), rel=1e-7)
+    assert exp_nonpositive_f64(-0.5) == pytest.approx(np.exp(-0.5), rel=1e-15)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -395,6 +434,20 @@ def test_multiply(dtype, shape, path):
     wide = randn(*shape[:-1], 2 * shape[-1], dtype=dtype)[..., ::2]          # strided: numpy's product
     check(fast.multiply(wide, b), wide * b, dtype)
     check(fast.multiply(a, b[..., :1]), a * b[..., :1], dtype)              # broadcast: numpy's product
+    one = np.broadcast_to(np.asarray(1.5, dtype), shape)                     # one value, zero strides (Sum's
+    check(fast.multiply(one, b), 1.5 * b, dtype)                             # gradient): the scale kernel
+    check(fast.multiply(a, dtype(-2.0)), a * dtype(-2.0), dtype)             # a 0-d operand ...
+    check(fast.multiply(np.full((1,) * len(shape), 3, dtype), b), 3 * b, dtype)   # ... and a size-1 one
+    row = np.broadcast_to(b[:1], shape)                                      # one value per column: numpy's
+    check(fast.multiply(row, a), row * a, dtype)
+
+
+def test_multiply_by_one_value_that_broadcasts_the_other_operand_up():
+    a, one = randn(5, 7), np.full((2, 1, 1), 2, np.float32)               # the output is (2, 5, 7), not a's shape
+    big = randn(1 << 16)
+    check(fast.multiply(a, one), a * one, np.float32)
+    check(fast.multiply(big, np.ones((3, 1), np.float32)), big * np.ones((3, 1), np.float32), np.float32)
+    check(fast.multiply(big, np.float64(2)), big * np.float64(2), np.float32)  # mixed dtypes: numpy's rules
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -405,6 +458,8 @@ def test_multiply_kernel_alone_contiguous_and_strided(dtype):
         out = np.empty(n, dtype)
         multiply_parallel(x, y, out, ELEMENTWISE)
         check(out, x * y, dtype)
+        scale_parallel(x, dtype(0.75), out, ELEMENTWISE)
+        check(out, x * dtype(0.75), dtype)
 
 
 # ----------------------------------------------------------------------------- whole-array sum
@@ -412,7 +467,7 @@ def test_multiply_kernel_alone_contiguous_and_strided(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1,), (7, 13), (4099,), (3, 5, 331), (BIG_ROWS, 64)])
-def test_sum_all(dtype, shape):
+def test_sum_all(dtype, shape, path):
     x = randn(*shape, dtype=dtype)
     want = np.asarray(x.astype(np.float64).sum(), dtype)           # exact to float64, then rounded
     check(reference.sum_all(x), want, dtype)
@@ -421,12 +476,16 @@ def test_sum_all(dtype, shape):
     every_third = randn(3 * (x.size + 1), dtype=dtype)[1::3]        # ... and on a strided 1-D view (no copy)
     assert not every_third.flags.c_contiguous
     check(np.asarray(sum_flat(every_third), dtype), reference.sum_all(every_third), dtype)
+    for v in (x.reshape(-1), every_third):                          # in blocks, on one thread or several
+        serial, parallel = sum_blocks(v, 1000), sum_blocks_parallel(v, 1000)
+        assert serial == parallel                                   # the same blocks: the same bits
+        check(np.asarray(serial, dtype), reference.sum_all(v), dtype)
     strided = randn(*shape, 3, dtype=dtype)[..., 1]                 # the wrapper: numpy's sum, same result
     check(fast.sum_all(strided), reference.sum_all(strided), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sum_all_special_values(dtype):
+def test_sum_all_special_values(dtype, path):
     x = np.ones(fast.SUM_MIN_SIZE, dtype)
     x[5] = np.inf
     assert fast.sum_all(x) == np.inf

@@ -87,8 +87,9 @@ REDUCTIONS = {
 
 @pytest.mark.parametrize("threads_on", [False, True])
 def test_product_of_large_arrays_and_its_gradients(threads_on, backend, rng, monkeypatch):
-    """x * y past `fast.MULTIPLY_MIN_SIZE`, where the numba backend's thread policy picks numpy's product or
-    the two-thread kernel (forced both ways here); too large for a quick gradcheck, so against the formula."""
+    """x * y and x * one value past `fast.MULTIPLY_MIN_SIZE`, where the numba backend's thread policy picks
+    numpy's product or the two-thread kernels (forced both ways here); too large for a quick gradcheck, so
+    against the formula."""
     monkeypatch.setattr(threads, "use_threads", lambda work_ns, kernel=None: threads_on)
     monkeypatch.setattr(threads, "record", lambda *args: None)      # no back-off state left for other tests
     a, b = leaf((521, 523), rng), leaf((521, 523), rng)
@@ -99,6 +100,10 @@ def test_product_of_large_arrays_and_its_gradients(threads_on, backend, rng, mon
     np.testing.assert_allclose(out.data, a.data * b.data, rtol=1e-15)
     np.testing.assert_allclose(a.grad, g * b.data, rtol=1e-15)
     np.testing.assert_allclose(b.grad, g * a.data, rtol=1e-15)
+    a.grad = b.grad = None
+    (a * b * 2.5).sum().backward()            # Sum's zero-stride gradient, then a number: the one-value product
+    np.testing.assert_allclose(a.grad, 2.5 * b.data, rtol=1e-15)
+    np.testing.assert_allclose(b.grad, 2.5 * a.data, rtol=1e-15)
 
 
 @pytest.mark.parametrize("name", REDUCTIONS)

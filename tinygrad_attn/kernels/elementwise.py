@@ -99,6 +99,22 @@ def multiply_parallel(a, b, out, block) -> None:
 
 
 @njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
+def scale_block(a: np.ndarray, s, out: np.ndarray) -> None:
+    """out[i] = a[i] * s for a 1-D array a and a scalar s of its dtype."""
+    for i in range(out.size):
+        out[i] = a[i] * s
+
+
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, parallel=True)
+def scale_parallel(a, s, out, block) -> None:
+    """An array times one number on every thread (the gradient a sum sends back, times the other factor);
+    its serial twin is numpy's multiply."""
+    for k in prange((out.size + block - 1) // block):
+        lo, hi = k * block, min(out.size, (k + 1) * block)
+        scale_block(a[lo:hi], s, out[lo:hi])
+
+
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=FASTMATH)
 def layer_norm_row(x, w, b, eps, y, mean, rstd, i) -> None:
     """Normalise row x (length D) into y, storing its mean and rstd at index i (eps has x's dtype)."""
     d = x.dtype.type(x.size)

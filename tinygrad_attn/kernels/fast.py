@@ -28,6 +28,7 @@ from .elementwise import (
     layer_norm_parallel,
     layer_norm_serial,
     multiply_parallel,
+    scale_parallel,
 )
 from .embedding import scatter_add_rows
 from .loss import (
@@ -38,7 +39,7 @@ from .loss import (
 )
 from .matmul import MR, NVEC, VECTOR_BYTES, matmul_parallel, matmul_serial
 from .optim import adam_update_flat
-from .reduce import sum_flat
+from .reduce import sum_blocks, sum_blocks_parallel
 from .softmax import (
     log_softmax_backward_parallel,
     log_softmax_backward_serial,
@@ -68,9 +69,10 @@ COMPILE_GROUPS = (("attention_forward", "attention_backward"), ("matmul",),
                   ("cross_entropy_forward", "cross_entropy_backward"))
 MATMUL_MAX_ROWS_PER_TASK = 64      # rows of A per parallel task (rounded to whole MR-row tiles)
 MATMUL_TASKS_PER_THREAD = 2        # split rows of A finer until there are this many tasks per thread
-ELEMENTWISE_BLOCK = 1 << 14        # elements per parallel task in gelu and the product
-MULTIPLY_MIN_SIZE = 1 << 18        # elements: below, two threads saved < 10 us a product (17 -> 12 us at 131,072)
-SUM_MIN_SIZE = 1 << 12            # elements: below this numpy's sum costs about what a kernel call does
+ELEMENTWISE_BLOCK = 1 << 14        # elements per parallel task in gelu and the products
+MULTIPLY_MIN_SIZE = 1 << 16        # elements: below, two threads saved nothing (3.8 us either way at 32,768)
+SUM_MIN_SIZE = 1 << 12             # elements: below this numpy's sum costs about what a kernel call does
+SUM_BLOCK = 1 << 15                # elements per block of the whole-array sum, on one thread or several
 PACK_SCRATCH_MAX = 1 << 20         # elements: matmul reuses one packing buffer per thread up to this size
 
 # Single-thread cost estimates, ns per element (per multiply-add for matmul), float32.
@@ -79,6 +81,7 @@ SOFTMAX_NS, SOFTMAX_BACKWARD_NS = 1.0, 0.2   # softmax: 64-wide rows (attention)
 LOG_SOFTMAX_NS, LOG_SOFTMAX_BACKWARD_NS = 0.7, 0.4
 CROSS_ENTROPY_NS, CROSS_ENTROPY_BACKWARD_NS = 0.6, 0.5
 GELU_NS, GELU_BACKWARD_NS = 0.4, 0.4
+SUM_NS = 0.07                      # the float64-accumulated sum, 131,072-1,048,576 float32
 MULTIPLY_NS = 0.15                 # numpy's product streams 131,072-1,048,576 float32 at 0.13-0.17 ns each
 LAYER_NORM_NS, LAYER_NORM_BACKWARD_NS = 0.3, 0.26
 
@@ -181,20 +184,35 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- product, sum
 
 
-def _numpy_multiply(a: np.ndarray, b: np.ndarray, out: np.ndarray, block: int) -> None:
-    """The serial twin of `multiply_parallel` (same arguments): numpy's product, which one core cannot beat."""
+def _numpy_multiply(a: np.ndarray, b, out: np.ndarray, block: int) -> None:
+    """The serial twin of `multiply_parallel` and `scale_parallel` (same arguments): numpy's product, which
+    one core cannot beat."""
     np.multiply(a, b, out=out)
 
 
+def _one_value(x: np.ndarray) -> bool:
+    """True if x holds a single value, maybe broadcast (the gradient `Sum` sends back is a zero-stride view)."""
+    return x.size == 1 or not any(x.strides)
+
+
 def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a * b elementwise, with numpy's broadcasting. Two large C-contiguous arrays of one shape and float dtype
-    go to the thread policy (two threads, or numpy on one); anything else is numpy's product."""
-    if (a.size < MULTIPLY_MIN_SIZE or a.shape != b.shape or not _covered(a, b)
-            or not (a.flags.c_contiguous and b.flags.c_contiguous)):
+    """a * b elementwise, with numpy's broadcasting. A large C-contiguous array times another of its shape, or
+    times a single value (broadcast or not), goes to the thread policy (two threads, or numpy on one);
+    anything else is numpy's product."""
+    if max(a.size, b.size) < MULTIPLY_MIN_SIZE or not _covered(a, b):
         return reference.multiply(a, b)
-    out = np.empty(a.shape, a.dtype)
-    run(_numpy_multiply, multiply_parallel, _work(out, out.size, MULTIPLY_NS),
-        a.reshape(-1), b.reshape(-1), out.reshape(-1), ELEMENTWISE_BLOCK)
+    shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+    if a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous:
+        kernel, x, y = multiply_parallel, a, b.reshape(-1)
+    elif a.shape == shape and a.flags.c_contiguous and _one_value(b):
+        kernel, x, y = scale_parallel, a, b[(0,) * b.ndim]          # an array times one number
+    elif b.shape == shape and b.flags.c_contiguous and _one_value(a):
+        kernel, x, y = scale_parallel, b, a[(0,) * a.ndim]
+    else:
+        return reference.multiply(a, b)
+    out = np.empty(shape, a.dtype)
+    run(_numpy_multiply, kernel, _work(out, out.size, MULTIPLY_NS), x.reshape(-1), y, out.reshape(-1),
+        ELEMENTWISE_BLOCK)
     return out
 
 
@@ -203,7 +221,8 @@ def sum_all(x: np.ndarray) -> np.ndarray:
     not contiguous is summed by numpy: copying it would cost more than the kernel saves."""
     if not _covered(x) or x.size < SUM_MIN_SIZE or not x.flags.c_contiguous:
         return reference.sum_all(x)
-    return np.asarray(sum_flat(x.reshape(-1)), x.dtype)
+    return np.asarray(run(sum_blocks, sum_blocks_parallel, _work(x, x.size, SUM_NS), x.reshape(-1), SUM_BLOCK),
+                      x.dtype)
 
 
 # ----------------------------------------------------------------------------- softmax family

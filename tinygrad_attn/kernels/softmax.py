@@ -13,7 +13,7 @@ log-softmax is (x - m) - log s, never x - (m + log s): m + log s rounds log s aw
 import numpy as np
 from numba import njit, prange
 
-from .fastexp import fexp
+from .fastexp import fexp, fexp_nonpositive
 from .flags import ERROR_MODEL, FASTMATH, FASTMATH_ORDERED
 from .rowmax import row_max
 
@@ -30,7 +30,7 @@ def softmax_row(x: np.ndarray, y: np.ndarray, i: int) -> None:
         return
     s = x.dtype.type(0)
     for j in range(n):
-        e = fexp(x[i, j] - m)
+        e = fexp_nonpositive(x[i, j] - m)                    # x - m <= 0
         y[i, j] = e
         s += e
     inv = x.dtype.type(1) / s

@@ -8,11 +8,12 @@ slower beside `while True: pass`. So a call goes to the thread pool only when
 
 1. the user allows more than one thread (`numba.get_num_threads()`, e.g. `NUMBA_NUM_THREADS=1`);
 2. its expected single-thread time is at least the threshold for the way the workers wait between
-   calls (`wait_mode()`): 20 us when they spin briefly and then sleep (a `GOMP_SPINCOUNT` up to
+   calls (`wait_mode()`): 10 us when they spin briefly and then sleep (a `GOMP_SPINCOUNT` up to
    `BOUNDED_SPINCOUNT`, as `runtime.tune_process()` sets: within a step the next call finds them
-   awake), 100 us when they sleep at once (`OMP_WAIT_POLICY=passive`: every call pays a wake-up), and
-   2 ms with libgomp's default long spin, which takes a core from whatever else runs for milliseconds
-   after every call. The expected time is the wrapper's estimate `work_ns` (e.g. `matmul`:
+   awake, and it costs about 4.5 us more than half its work), 100 us when they sleep at once
+   (`OMP_WAIT_POLICY=passive`: every call pays a wake-up), and 2 ms with libgomp's default long spin,
+   which takes a core from whatever else runs for milliseconds after every call.
+   The expected time is the wrapper's estimate `work_ns` (e.g. `matmul`:
    multiply-adds x `fast.MATMUL_NS`, from its sizes, not a fixed element count) times the kernel's
    measured pace: the ratio of its serial calls' wall time to their estimates (an average), so that a
    machine slower or faster than the estimates assume is judged by what it does;
@@ -47,7 +48,7 @@ from collections.abc import Callable, Iterator
 
 import numba
 
-MIN_PARALLEL_NS = {"bounded": 20_000, "passive": 100_000, "spinning": 2_000_000}   # by wait_mode()
+MIN_PARALLEL_NS = {"bounded": 10_000, "passive": 100_000, "spinning": 2_000_000}   # by wait_mode()
 BOUNDED_SPINCOUNT = 100_000    # a GOMP_SPINCOUNT up to this spins briefly (~0.1-1 ms), then sleeps
 GAIN_DECAY = 0.99              # each parallel call, the account of time saved fades by this factor ...
 MAX_LOSS_S = 0.002             # ... and threads go off when it shows this much time lost
