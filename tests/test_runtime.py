@@ -113,7 +113,7 @@ def fresh_policy(monkeypatch):
     monkeypatch.setattr(threads, "_timed", set())
     monkeypatch.setattr(threads, "_ready", set())
     monkeypatch.setattr(threads, "_serial_ns", {})
-    monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(threads, "num_threads", lambda: 2)
     return threads._state
 
 
@@ -121,7 +121,7 @@ def test_threads_only_for_enough_work(fresh_policy, monkeypatch):
     threshold = fresh_policy["min_ns"]
     assert not threads.use_threads(threshold - 1)
     assert threads.use_threads(threshold)
-    monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 1)   # NUMBA_NUM_THREADS=1 / set_num_threads(1)
+    monkeypatch.setattr(threads, "num_threads", lambda: 1)   # NUMBA_NUM_THREADS=1 / set_num_threads(1)
     assert not threads.use_threads(10 * threshold)
 
 
@@ -259,3 +259,19 @@ def test_an_uncompiled_parallel_twin_waits_until_the_serial_work_pays_for_its_co
     with threads.parallel_at_once():                      # the bench: a long run's steady state at once
         assert threads.use_threads(work, other)
     assert not threads.use_threads(work, third)           # and the rule is back
+
+
+def test_num_threads_is_numbas_count_before_and_after_the_pool_starts():
+    """The policy's lock-free `num_threads` agrees with `numba.get_num_threads()`, set_num_threads included."""
+    import numba
+
+    assert threads.num_threads() == numba.get_num_threads()
+    fast.softmax_backward(np.ones((64, 64), np.float32), np.ones((64, 64), np.float32))   # may start the pool
+    assert threads.num_threads() == numba.get_num_threads()
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        assert threads.num_threads() == 1
+    finally:
+        numba.set_num_threads(before)
+    assert threads.num_threads() == before

@@ -789,7 +789,7 @@ def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarra
     big_d[:, :tq] = np.einsum("bhic,bhic->bhi", do4, o4).reshape(b * h, tq)
     work_ns = _work_ns(b * h, tq, tk, d, dv, BACKWARD_NS, q.itemsize)
     parallel = threads.use_threads(work_ns, _backward_parallel)   # decided first: it sets how many dq buffers
-    dq_part = np.zeros((numba.get_num_threads() if parallel else 1, b * h, tqp, dp), dtype)
+    dq_part = np.zeros((threads.num_threads() if parallel else 1, b * h, tqp, dp), dtype)
     dk = np.zeros((b * h, tkp, dp), dtype)
     dvo = np.zeros((b * h, tkp, dvp), dtype)
     t0 = time.perf_counter()

@@ -13,7 +13,6 @@ kernel. Adam and the embedding scatter are serial only (threads never pay at the
 import math
 import threading
 
-import numba
 import numpy as np
 
 from . import reference
@@ -50,7 +49,7 @@ from .softmax import (
     softmax_parallel,
     softmax_serial,
 )
-from .threads import run
+from .threads import num_threads, run
 
 __all__ = [
     "matmul", "multiply", "sum_all", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
@@ -174,7 +173,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     # rows of A per task: at most 64, in whole MR-row tiles, spread evenly over the blocks; in
     # parallel also enough blocks to give every thread work (64 x 1024 . 1024 x 64 is one matrix)
     blocks = max(math.ceil(m / MATMUL_MAX_ROWS_PER_TASK),
-                 math.ceil(MATMUL_TASKS_PER_THREAD * numba.get_num_threads() / out3.shape[0]))
+                 math.ceil(MATMUL_TASKS_PER_THREAD * num_threads() / out3.shape[0]))
     mc = math.ceil(math.ceil(m / blocks) / MR) * MR
     run(matmul_serial, matmul_parallel, _work(out, out.size * k, MATMUL_NS),
         a3, a_trans, a_idx, b3, b_trans, b_idx, bp, out3, mc)
@@ -359,7 +358,7 @@ def layer_norm_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, mean: np.n
     m1 = np.ascontiguousarray(mean).reshape(-1)
     r1 = np.ascontiguousarray(rstd).reshape(-1)
     dx = np.empty_like(x2)
-    nblocks = max(1, min(x2.shape[0] // 16, 4 * numba.get_num_threads()))
+    nblocks = max(1, min(x2.shape[0] // 16, 4 * num_threads()))
     dw, db = run(layer_norm_backward_serial, layer_norm_backward_parallel,
                  _work(x2, x2.size, LAYER_NORM_BACKWARD_NS), dy2, x2, w1, m1, r1, dx, nblocks)
     return dx.reshape(x.shape), dw, db

@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import numba
+from numba.np.ufunc import parallel as numba_parallel
 
 MIN_PARALLEL_NS = {"bounded": 10_000, "passive": 100_000, "spinning": 2_000_000}   # by wait_mode()
 BOUNDED_SPINCOUNT = 100_000    # a GOMP_SPINCOUNT up to this spins briefly (~0.1-1 ms), then sleeps
@@ -55,7 +56,7 @@ MAX_LOSS_S = 0.002             # ... and threads go off when it shows this much 
 BACKOFF_S = 0.1                # threads off this long after they did not pay ...
 MAX_BACKOFF_S = 2.0            # ... doubling while they keep failing, up to this
 PACE_WEIGHT = 0.1              # weight of the newest serial call in a kernel's measured pace
-MIN_PACED_NS = 10_000          # serial calls shorter than this (call overhead) do not set the pace
+MIN_PACED_NS = 5_000           # serial calls shorter than this (call overhead) do not set the pace
 COMPILE_WORTH_NS = 2e9         # serial work a kernel does before its uncompiled parallel twin is compiled
 
 _state = {"off_until": 0.0, "backoff": BACKOFF_S, "min_ns": None, "gain": 0.0}
@@ -127,11 +128,17 @@ def parallel_at_once() -> Iterator[None]:
         COMPILE_WORTH_NS = saved
 
 
+def num_threads() -> int:
+    """`numba.get_num_threads()`, without the two locks it takes on every call once the pool has started
+    (0.7 us a call; the policy asks before every large kernel call)."""
+    return numba_parallel._get_num_threads() if numba_parallel._is_initialized else numba.get_num_threads()
+
+
 def use_threads(work_ns: float, kernel: Callable | None = None) -> bool:
     """True if a call of `kernel` (its parallel version) with estimated single-thread work `work_ns`
     nanoseconds should run on the thread pool."""
-    return (expected_ns(work_ns, kernel) >= min_parallel_ns() and numba.get_num_threads() > 1
-            and time.perf_counter() >= _state["off_until"] and parallel_ready(kernel))
+    return (expected_ns(work_ns, kernel) >= min_parallel_ns() and time.perf_counter() >= _state["off_until"]
+            and parallel_ready(kernel) and num_threads() > 1)
 
 
 def _first_call(kernel: Callable | None, parallel: bool) -> bool:
