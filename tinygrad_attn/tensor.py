@@ -91,8 +91,9 @@ class TensorIndexError(IndexError, ValueError):
 def apply(fn: type[Function], *inputs: Tensor, **kwargs) -> Tensor:
     """Run op `fn` on the inputs' arrays; if any input requires grad, link the output into the graph."""
     ctx = fn()
-    record = _grad_enabled and any(t.requires_grad for t in inputs)
-    ctx.needs_input_grad = tuple(t.requires_grad for t in inputs) if record else (False,) * len(inputs)
+    needs = tuple([t.requires_grad for t in inputs]) if _grad_enabled else (False,) * len(inputs)
+    record = True in needs
+    ctx.needs_input_grad = needs
     out = ctx.forward(*[t.data for t in inputs], **kwargs)
     if not record:
         return Tensor._make(out, False, None)
