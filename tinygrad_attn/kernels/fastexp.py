@@ -58,10 +58,9 @@ _SHIFT_F64 = np.int64(52)
 _Q = tuple(np.float64(1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(12, 1, -1))
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
-def exp_f32(x: np.float32) -> np.float32:
-    """exp(x) for a float32 x, within 2 ulp; branch-free so it vectorises when inlined."""
-    xc = min(max(x, _LO_F32), _HI_F32)
+@njit(inline="always", cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
+def exp_reduced_f32(xc: np.float32):
+    """(exp(r), n) with xc = n ln2 + r, |r| <= ln2/2: the Cody-Waite reduction and the Cephes polynomial."""
     n = np.floor(xc * _LOG2E_F32 + _HALF_F32)
     r = (xc - n * _LN2_HI_F32) - n * _LN2_LO_F32
     p = _P5 * r + _P4
@@ -69,8 +68,13 @@ def exp_f32(x: np.float32) -> np.float32:
     p = p * r + _P2
     p = p * r + _P1
     p = p * r + _P0
-    er = p * (r * r) + r + _ONE_F32
-    ni = np.int32(n)
+    return p * (r * r) + r + _ONE_F32, np.int32(n)
+
+
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
+def exp_f32(x: np.float32) -> np.float32:
+    """exp(x) for a float32 x, within 2 ulp; branch-free so it vectorises when inlined."""
+    er, ni = exp_reduced_f32(min(max(x, _LO_F32), _HI_F32))
     n1 = ni >> np.int32(1)
     s1 = np.int32((n1 + _BIAS_F32) << _SHIFT_F32).view(np.float32)         # 2^n1
     s2 = np.int32((ni - n1 + _BIAS_F32) << _SHIFT_F32).view(np.float32)    # 2^(n - n1)
@@ -78,10 +82,9 @@ def exp_f32(x: np.float32) -> np.float32:
     return x if x != x else y                                                 # NaN in, NaN out
 
 
-@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
-def exp_f64(x: np.float64) -> np.float64:
-    """exp(x) for a float64 x, within 2 ulp; branch-free so it vectorises when inlined."""
-    xc = min(max(x, _LO_F64), _HI_F64)
+@njit(inline="always", cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
+def exp_reduced_f64(xc: np.float64):
+    """(exp(r), n) with xc = n ln2 + r, |r| <= ln2/2: fdlibm's split of ln2 and the Taylor series to r^12."""
     n = np.floor(xc * _LOG2E_F64 + 0.5)
     r = (xc - n * _LN2_HI_F64) - n * _LN2_LO_F64
     p = _Q[0]
@@ -95,8 +98,13 @@ def exp_f64(x: np.float64) -> np.float64:
     p = p * r + _Q[8]
     p = p * r + _Q[9]
     p = p * r + _Q[10]
-    er = p * (r * r) + r + 1.0
-    ni = np.int64(n)
+    return p * (r * r) + r + 1.0, np.int64(n)
+
+
+@njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
+def exp_f64(x: np.float64) -> np.float64:
+    """exp(x) for a float64 x, within 2 ulp; branch-free so it vectorises when inlined."""
+    er, ni = exp_reduced_f64(min(max(x, _LO_F64), _HI_F64))
     n1 = ni >> np.int64(1)
     s1 = np.int64((n1 + _BIAS_F64) << _SHIFT_F64).view(np.float64)
     s2 = np.int64((ni - n1 + _BIAS_F64) << _SHIFT_F64).view(np.float64)
@@ -115,31 +123,28 @@ _ZERO_F32 = np.float32(0.0)
 def exp_nonpositive_f32(x: np.float32) -> np.float32:
     """exp(x) for a float32 x <= 0 (or -inf, NaN), as `exp_f32` but 0 below -87 (where the exact result is
     below 1.6e-38: a denormal, or 0); NaN passes through (the clamp keeps it, since NaN < lo is false)."""
-    xc = _LO_NONPOS_F32 if x < _LO_NONPOS_F32 else x
-    n = np.floor(xc * _LOG2E_F32 + _HALF_F32)                                 # -126 <= n <= 0
-    r = (xc - n * _LN2_HI_F32) - n * _LN2_LO_F32
-    p = _P5 * r + _P4
-    p = p * r + _P3
-    p = p * r + _P2
-    p = p * r + _P1
-    p = p * r + _P0
-    er = p * (r * r) + r + _ONE_F32
-    y = er * np.int32((np.int32(n) + _BIAS_F32) << _SHIFT_F32).view(np.float32)   # exp(r) * 2^n
+    er, n = exp_reduced_f32(_LO_NONPOS_F32 if x < _LO_NONPOS_F32 else x)      # -126 <= n <= 0
+    y = er * np.int32((n + _BIAS_F32) << _SHIFT_F32).view(np.float32)          # exp(r) * 2^n
     return _ZERO_F32 if x < _LO_NONPOS_F32 else y
 
 
 @njit(cache=True, no_cfunc_wrapper=True, error_model=ERROR_MODEL, fastmath=_EXACT_ORDER)
 def exp_nonpositive_f64(x: np.float64) -> np.float64:
     """exp(x) for a float64 x <= 0 (or -inf, NaN), as `exp_f64` but 0 below -708."""
-    xc = _LO_NONPOS_F64 if x < _LO_NONPOS_F64 else x
-    n = np.floor(xc * _LOG2E_F64 + 0.5)                                       # -1022 <= n <= 0
-    r = (xc - n * _LN2_HI_F64) - n * _LN2_LO_F64
-    p = _Q[0]
-    for q in _Q[1:]:
-        p = p * r + q
-    er = p * (r * r) + r + 1.0
-    y = er * np.int64((np.int64(n) + _BIAS_F64) << _SHIFT_F64).view(np.float64)
+    er, n = exp_reduced_f64(_LO_NONPOS_F64 if x < _LO_NONPOS_F64 else x)      # -1022 <= n <= 0
+    y = er * np.int64((n + _BIAS_F64) << _SHIFT_F64).view(np.float64)
     return 0.0 if x < _LO_NONPOS_F64 else y
+
+
+def _by_dtype(exp32, exp64):
+    """An @overload implementation that picks the float32 or the float64 scalar function by x's type."""
+    def implementation(x):
+        if x == types.float32:
+            return lambda x: exp32(x)
+        if x == types.float64:
+            return lambda x: exp64(x)
+        return None
+    return implementation
 
 
 def fexp(x):
@@ -147,24 +152,10 @@ def fexp(x):
     return np.exp(x)
 
 
-@overload(fexp, inline="always")
-def _fexp_numba(x):
-    if x == types.float32:
-        return lambda x: exp_f32(x)
-    if x == types.float64:
-        return lambda x: exp_f64(x)
-    return None
-
-
 def fexp_nonpositive(x):
     """exp(x) for a float32/float64 scalar x <= 0: `exp_nonpositive_f32`/`_f64` inside Numba, np.exp in Python."""
     return np.exp(x)
 
 
-@overload(fexp_nonpositive, inline="always")
-def _fexp_nonpositive_numba(x):
-    if x == types.float32:
-        return lambda x: exp_nonpositive_f32(x)
-    if x == types.float64:
-        return lambda x: exp_nonpositive_f64(x)
-    return None
+overload(fexp, inline="always")(_by_dtype(exp_f32, exp_f64))
+overload(fexp_nonpositive, inline="always")(_by_dtype(exp_nonpositive_f32, exp_nonpositive_f64))
