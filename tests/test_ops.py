@@ -290,3 +290,14 @@ def test_random_broadcasting_matches_finite_differences(shapes, op, seed):
     a, b = leaf(shapes[0], rng), leaf(shapes[1], rng, positive)
     np.testing.assert_allclose(fn(a, b).data, reference(a.data, b.data))
     assert ta.gradcheck(lambda x, y: (fn(x, y) * fn(x, y)).tanh(), [a, b])
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (0, 3), (2, 3, 5)], ids=str)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_whole_array_sum_sends_back_one_read_only_value(shape, keepdims):
+    """Sum over every axis sends back its gradient as a zero-stride view, as np.broadcast_to would make it."""
+    op = ta.ops.Sum()
+    out = op.forward(np.ones(shape), axis=None, keepdims=keepdims)
+    g = op.backward(np.full(out.shape, 2.5))
+    assert g.shape == shape and not g.flags.writeable and not any(g.strides)
+    np.testing.assert_array_equal(g, np.broadcast_to(2.5, shape))

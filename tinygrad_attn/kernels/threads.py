@@ -155,7 +155,8 @@ def record_serial(work_ns: float, elapsed_s: float, kernel: Callable | None) -> 
     counts towards the work that earns the parallel twin its compile. The first serial call sets no pace:
     its time is mostly compiling or loading (seconds), which would read as a kernel 8x slower than its
     estimate."""
-    _serial_ns[id(kernel)] = _serial_ns.get(id(kernel), 0.0) + expected_ns(work_ns, kernel)
+    if id(kernel) not in _ready:                  # work towards the parallel twin's compile, until it has it
+        _serial_ns[id(kernel)] = _serial_ns.get(id(kernel), 0.0) + expected_ns(work_ns, kernel)
     if _first_call(kernel, parallel=False):
         return
     if work_ns >= MIN_PACED_NS:
