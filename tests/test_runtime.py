@@ -113,7 +113,9 @@ def fresh_policy(monkeypatch):
     monkeypatch.setattr(threads, "_timed", set())
     monkeypatch.setattr(threads, "_ready", set())
     monkeypatch.setattr(threads, "_serial_ns", {})
+    monkeypatch.setattr(threads, "_eligible", {})
     monkeypatch.setattr(threads, "num_threads", lambda: 2)
+    monkeypatch.setattr(threads, "probe", lambda kernel: False)    # rule 5 has a test of its own
     return threads._state
 
 
@@ -275,3 +277,28 @@ def test_num_threads_is_numbas_count_before_and_after_the_pool_starts():
     finally:
         numba.set_num_threads(before)
     assert threads.num_threads() == before
+
+
+def test_the_pace_is_measured_by_serial_probes(monkeypatch):
+    """Rule 5: a kernel that could always go parallel still runs serially until its pace is measured, then once
+    in PROBE_EVERY calls; without it the pace stayed at the estimate's (attention ran 2x its estimate here, so
+    parallel calls looked like losses and threads backed off)."""
+    monkeypatch.setattr(threads, "_state", {"off_until": 0.0, "backoff": threads.BACKOFF_S,
+                                            "min_ns": threads.MIN_PARALLEL_NS["bounded"], "gain": 0.0})
+    monkeypatch.setattr(threads, "_pace", {})
+    monkeypatch.setattr(threads, "_ready", set())
+    monkeypatch.setattr(threads, "_serial_ns", {})
+    monkeypatch.setattr(threads, "_timed", set())
+    monkeypatch.setattr(threads, "_eligible", {})
+    monkeypatch.setattr(threads, "num_threads", lambda: 2)
+    work = 10 * threads.MIN_PARALLEL_NS["bounded"]
+    ran = []
+    serial = lambda: ran.append("serial")                          # noqa: E731
+    parallel = lambda: ran.append("parallel")                      # noqa: E731
+    for _ in range(2 * threads.PROBE_EVERY):
+        threads.run(serial, parallel, work)
+    assert ran[:2] == ["serial", "serial"]             # the first serial call (loading code) sets no pace ...
+    assert id(parallel) in threads._pace               # ... the second does
+    probes = [i for i, r in enumerate(ran) if r == "serial"]
+    assert probes == [0, 1, threads.PROBE_EVERY - 1, 2 * threads.PROBE_EVERY - 1]
+    assert not threads.probe(None)                                 # no kernel, no pace to measure

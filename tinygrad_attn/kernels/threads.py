@@ -28,7 +28,12 @@ slower beside `while True: pass`. So a call goes to the thread pool only when
    stall for milliseconds; or a machine whose second core gives nothing), threads go off for
    `BACKOFF_S` seconds, doubling up to `MAX_BACKOFF_S` while they keep failing, back to the start once
    they pay. A single slow call (a wake-up, a preemption) is absorbed by the calls that paid; a busy
-   core costs a few slow calls per back-off period instead of one per kernel.
+   core costs a few slow calls per back-off period instead of one per kernel;
+5. the kernel's pace is measured: until a serial call has set it, and then once in `PROBE_EVERY` calls, a
+   call that could go parallel runs serially instead (`probe`), so that rule 4 compares parallel calls
+   with what one thread does on this machine now. Without it a kernel that always went parallel kept
+   the pace 1 of its estimate: the attention kernels took 2x their estimates here, so threads that saved
+   45% looked like no gain, the account drifted down, and any stall switched threads off.
 
 How workers wait is a process-wide setting of the OpenMP runtime, so importing the package leaves it
 alone; `runtime.tune_process()` (which the `tinygrad-attn` command calls) sets the brief spin. This
@@ -58,6 +63,7 @@ MAX_BACKOFF_S = 2.0            # ... doubling while they keep failing, up to thi
 PACE_WEIGHT = 0.1              # weight of the newest serial call in a kernel's measured pace
 MIN_PACED_NS = 5_000           # serial calls shorter than this (call overhead) do not set the pace
 COMPILE_WORTH_NS = 2e9         # serial work a kernel does before its uncompiled parallel twin is compiled
+PROBE_EVERY = 64               # one in this many calls that could go parallel runs serially, to measure the pace
 
 _state = {"off_until": 0.0, "backoff": BACKOFF_S, "min_ns": None, "gain": 0.0}
 _pace: dict[int, float] = {}   # id(parallel kernel) -> measured serial wall time / estimate
@@ -65,6 +71,7 @@ _timed: set[tuple[int, bool]] = set()   # (id(kernel), parallel?) called once al
                                         # compiles the code (and may start the pool), so it is not judged
 _ready: set[int] = set()       # parallel kernels that are compiled, cached or have earned their compile
 _serial_ns: dict[int, float] = {}   # id(parallel kernel) -> expected work its serial twin has done so far
+_eligible: dict[int, int] = {}      # id(parallel kernel) -> calls that could have gone parallel so far
 
 
 def wait_mode() -> str:
@@ -134,11 +141,20 @@ def num_threads() -> int:
     return numba_parallel._get_num_threads() if numba_parallel._is_initialized else numba.get_num_threads()
 
 
+def probe(kernel: Callable | None) -> bool:
+    """True if this call, which could go parallel, should run serially to measure `kernel`'s pace (rule 5):
+    until a serial call has set the pace, then one call in PROBE_EVERY."""
+    if kernel is None:
+        return False
+    n = _eligible[id(kernel)] = _eligible.get(id(kernel), 0) + 1
+    return id(kernel) not in _pace or n % PROBE_EVERY == 0
+
+
 def use_threads(work_ns: float, kernel: Callable | None = None) -> bool:
     """True if a call of `kernel` (its parallel version) with estimated single-thread work `work_ns`
     nanoseconds should run on the thread pool."""
     return (expected_ns(work_ns, kernel) >= min_parallel_ns() and time.perf_counter() >= _state["off_until"]
-            and parallel_ready(kernel) and num_threads() > 1)
+            and parallel_ready(kernel) and num_threads() > 1 and not probe(kernel))
 
 
 def _first_call(kernel: Callable | None, parallel: bool) -> bool:
