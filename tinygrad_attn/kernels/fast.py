@@ -202,16 +202,15 @@ def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return reference.multiply(a, b)
     shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
     if a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous:
-        kernel, x, y = multiply_parallel, a, b.reshape(-1)
+        kernel, x, y = multiply_parallel, a.reshape(-1), b.reshape(-1)
     elif a.shape == shape and a.flags.c_contiguous and _one_value(b):
-        kernel, x, y = scale_parallel, a, b[(0,) * b.ndim]          # an array times one number
+        kernel, x, y = scale_parallel, a.reshape(-1), b[(0,) * b.ndim]          # an array times one number
     elif b.shape == shape and b.flags.c_contiguous and _one_value(a):
-        kernel, x, y = scale_parallel, b, a[(0,) * a.ndim]
+        kernel, x, y = scale_parallel, b.reshape(-1), a[(0,) * a.ndim]
     else:
         return reference.multiply(a, b)
     out = np.empty(shape, a.dtype)
-    run(_numpy_multiply, kernel, _work(out, out.size, MULTIPLY_NS), x.reshape(-1), y, out.reshape(-1),
-        ELEMENTWISE_BLOCK)
+    run(_numpy_multiply, kernel, _work(out, out.size, MULTIPLY_NS), x, y, out.reshape(-1), ELEMENTWISE_BLOCK)
     return out
 
 
