@@ -60,3 +60,22 @@ def test_pytorch_loads_before_the_process_settings():
                           env={**os.environ, "OPENBLAS_THREAD_TIMEOUT": "4"})
     assert done.returncode == 0, done.stderr
     assert "torch loaded: True" in done.stdout
+
+
+def test_calls_per_sample_is_set_by_the_fastest_call_not_the_first():
+    import time
+
+    from tinygrad_attn.cli import bench
+    pauses = iter([0.005] + [0.0] * 10)                 # a first call that met sleeping workers, then fast ones
+    assert bench._calls_per_sample(lambda: time.sleep(next(pauses))) > 1
+    calls = []
+    assert bench._calls_per_sample(lambda: (calls.append(1), time.sleep(0.003)), target_s=1e-4) == 1
+    assert len(calls) == 1                              # a call longer than 25 samples is not tried again
+
+
+def test_each_sample_is_preceded_by_at_least_one_untimed_call(monkeypatch):
+    from tinygrad_attn.cli import bench
+    calls = []
+    monkeypatch.setattr(bench, "WAKE_S", 0.0)
+    bench._wake(lambda: calls.append(1))
+    assert calls == [1]
